@@ -1,0 +1,323 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ChatMessage(_message.Message):
+    __slots__ = ("role", "content", "thinking")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    content: str
+    thinking: str
+    def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ..., thinking: _Optional[str] = ...) -> None: ...
+
+class ChatRequest(_message.Message):
+    __slots__ = ("message", "model", "history", "max_tokens", "temperature", "top_p", "system", "stop", "seed", "format", "think")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    THINK_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    model: str
+    history: _containers.RepeatedCompositeFieldContainer[ChatMessage]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    system: str
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    seed: int
+    format: str
+    think: str
+    def __init__(self, message: _Optional[str] = ..., model: _Optional[str] = ..., history: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., system: _Optional[str] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., format: _Optional[str] = ..., think: _Optional[str] = ...) -> None: ...
+
+class ChatResponse(_message.Message):
+    __slots__ = ("response", "thinking", "model", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "done_reason", "timestamp", "load_time_ms")
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    DONE_REASON_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    LOAD_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    response: str
+    thinking: str
+    model: str
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    generation_time_ms: float
+    done_reason: str
+    timestamp: _timestamp_pb2.Timestamp
+    load_time_ms: float
+    def __init__(self, response: _Optional[str] = ..., thinking: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., done_reason: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_time_ms: _Optional[float] = ...) -> None: ...
+
+class ChatStreamRequest(_message.Message):
+    __slots__ = ("request",)
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    request: ChatRequest
+    def __init__(self, request: _Optional[_Union[ChatRequest, _Mapping]] = ...) -> None: ...
+
+class ChatStreamResponse(_message.Message):
+    __slots__ = ("content", "thinking", "done", "model", "done_reason", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "time_to_first_token_ms", "tokens_per_second", "timestamp")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DONE_REASON_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    content: str
+    thinking: str
+    done: bool
+    model: str
+    done_reason: str
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    generation_time_ms: float
+    time_to_first_token_ms: float
+    tokens_per_second: float
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, content: _Optional[str] = ..., thinking: _Optional[str] = ..., done: _Optional[bool] = ..., model: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class EmbedRequest(_message.Message):
+    __slots__ = ("input", "model")
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    input: _containers.RepeatedScalarFieldContainer[str]
+    model: str
+    def __init__(self, input: _Optional[_Iterable[str]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class Embedding(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class EmbedResponse(_message.Message):
+    __slots__ = ("model", "embeddings", "dimensions", "prompt_tokens", "generation_time_ms", "timestamp")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    dimensions: int
+    prompt_tokens: int
+    generation_time_ms: float
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, model: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelDetails(_message.Message):
+    __slots__ = ("parent_model", "format", "family", "families", "parameter_size", "quantization_level")
+    PARENT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    FAMILIES_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_SIZE_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    parent_model: str
+    format: str
+    family: str
+    families: _containers.RepeatedScalarFieldContainer[str]
+    parameter_size: str
+    quantization_level: str
+    def __init__(self, parent_model: _Optional[str] = ..., format: _Optional[str] = ..., family: _Optional[str] = ..., families: _Optional[_Iterable[str]] = ..., parameter_size: _Optional[str] = ..., quantization_level: _Optional[str] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "model", "size", "digest", "modified_at", "details", "embedding")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_AT_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    model: str
+    size: int
+    digest: str
+    modified_at: str
+    details: ModelDetails
+    embedding: bool
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., size: _Optional[int] = ..., digest: _Optional[str] = ..., modified_at: _Optional[str] = ..., details: _Optional[_Union[ModelDetails, _Mapping]] = ..., embedding: _Optional[bool] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "timestamp")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class HealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Configuration(_message.Message):
+    __slots__ = ("ollama_base_url", "max_tokens", "temperature", "top_p", "timeout_seconds", "cache_duration_seconds", "default_model", "embedding_model", "key_models", "log_level")
+    OLLAMA_BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
+    TOP_P_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    KEY_MODELS_FIELD_NUMBER: _ClassVar[int]
+    LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    ollama_base_url: str
+    max_tokens: int
+    temperature: float
+    top_p: float
+    timeout_seconds: float
+    cache_duration_seconds: float
+    default_model: str
+    embedding_model: str
+    key_models: _containers.RepeatedScalarFieldContainer[str]
+    log_level: str
+    def __init__(self, ollama_base_url: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., timeout_seconds: _Optional[float] = ..., cache_duration_seconds: _Optional[float] = ..., default_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., key_models: _Optional[_Iterable[str]] = ..., log_level: _Optional[str] = ...) -> None: ...
+
+class OllamaStatus(_message.Message):
+    __slots__ = ("status", "ollama_url", "version", "available_models", "bge_m3_available", "gpt_oss_available", "total_models", "last_check", "response_time_ms", "missing_models", "error")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OLLAMA_URL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_MODELS_FIELD_NUMBER: _ClassVar[int]
+    BGE_M3_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    GPT_OSS_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MODELS_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHECK_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_MODELS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    ollama_url: str
+    version: str
+    available_models: _containers.RepeatedScalarFieldContainer[str]
+    bge_m3_available: bool
+    gpt_oss_available: bool
+    total_models: int
+    last_check: _timestamp_pb2.Timestamp
+    response_time_ms: float
+    missing_models: _containers.RepeatedScalarFieldContainer[str]
+    error: str
+    def __init__(self, status: _Optional[str] = ..., ollama_url: _Optional[str] = ..., version: _Optional[str] = ..., available_models: _Optional[_Iterable[str]] = ..., bge_m3_available: _Optional[bool] = ..., gpt_oss_available: _Optional[bool] = ..., total_models: _Optional[int] = ..., last_check: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time_ms: _Optional[float] = ..., missing_models: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class HealthResponse(_message.Message):
+    __slots__ = ("status", "ollama", "configuration", "timestamp")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OLLAMA_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    ollama: OllamaStatus
+    configuration: Configuration
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, status: _Optional[str] = ..., ollama: _Optional[_Union[OllamaStatus, _Mapping]] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class StatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Counters(_message.Message):
+    __slots__ = ("total_requests", "successful_requests", "failed_requests", "cancelled_requests", "failures_by_kind", "prompt_tokens", "response_tokens", "total_tokens", "average_generation_time_ms", "p50_generation_time_ms", "p95_generation_time_ms", "average_time_to_first_token_ms", "average_tokens_per_second", "streams")
+    class FailuresByKindEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    TOTAL_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSFUL_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_BY_KIND_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_GENERATION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    P50_GENERATION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    P95_GENERATION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    total_requests: int
+    successful_requests: int
+    failed_requests: int
+    cancelled_requests: int
+    failures_by_kind: _containers.ScalarMap[str, int]
+    prompt_tokens: int
+    response_tokens: int
+    total_tokens: int
+    average_generation_time_ms: float
+    p50_generation_time_ms: float
+    p95_generation_time_ms: float
+    average_time_to_first_token_ms: float
+    average_tokens_per_second: float
+    streams: int
+    def __init__(self, total_requests: _Optional[int] = ..., successful_requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., cancelled_requests: _Optional[int] = ..., failures_by_kind: _Optional[_Mapping[str, int]] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., average_generation_time_ms: _Optional[float] = ..., p50_generation_time_ms: _Optional[float] = ..., p95_generation_time_ms: _Optional[float] = ..., average_time_to_first_token_ms: _Optional[float] = ..., average_tokens_per_second: _Optional[float] = ..., streams: _Optional[int] = ...) -> None: ...
+
+class StatsResponse(_message.Message):
+    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp")
+    class PerModelEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Counters
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Counters, _Mapping]] = ...) -> None: ...
+    class PerMethodEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Counters
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Counters, _Mapping]] = ...) -> None: ...
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    PER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PER_METHOD_FIELD_NUMBER: _ClassVar[int]
+    LAST_REQUEST_TIME_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    totals: Counters
+    per_model: _containers.MessageMap[str, Counters]
+    per_method: _containers.MessageMap[str, Counters]
+    last_request_time: _timestamp_pb2.Timestamp
+    started_at: _timestamp_pb2.Timestamp
+    uptime_seconds: float
+    configuration: Configuration
+    timestamp: _timestamp_pb2.Timestamp
+    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,78 @@
+"""Assembly of the gRPC server: LlmService, grpc.health.v1 and reflection on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from generated.llm.v1 import llm_service_pb2 as pb
+from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from server.config import Settings
+from server.health import OllamaHealthServicer, OllamaMonitor
+from server.ollama_client import OllamaClient
+from server.service import LlmService
+from server.stats import StatsRecorder
+
+log = logging.getLogger("llm.server")
+
+
+class LlmServer:
+    """The grpc.aio server and what it owns; one per event loop."""
+
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.settings = settings
+        self.ollama = OllamaClient(
+            settings.ollama_base_url,
+            timeout=settings.timeout,
+            connect_timeout=settings.connect_timeout,
+            transport=transport,
+        )
+        self.stats = StatsRecorder()
+        self.monitor = OllamaMonitor(self.ollama, settings)
+        self.health = OllamaHealthServicer(self.monitor)
+        self.service = LlmService(settings, self.ollama, self.monitor, self.health, self.stats)
+        self._server = grpc.aio.server()
+        self._watch: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self, host: str | None = None, port: int | None = None) -> int:
+        """Bind and start serving; returns the bound port (useful with port 0)."""
+        pb_grpc.add_LlmServiceServicer_to_server(self.service, self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        services = (
+            pb.DESCRIPTOR.services_by_name["LlmService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(services, self._server)
+        bind_host = self.settings.host if host is None else host
+        bind_port = self.settings.grpc_port if port is None else port
+        address = f"[{bind_host}]:{bind_port}" if ":" in bind_host else f"{bind_host}:{bind_port}"
+        self.port = self._server.add_insecure_port(address)
+        await self._server.start()
+        self._watch = asyncio.create_task(
+            self.health.watch_ollama(self.settings.cache_duration), name="ollama-health-watch"
+        )
+        log.info("gRPC server listening on %s:%d", bind_host, self.port)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING at once, then in-flight RPCs get ``grace`` seconds."""
+        await self.health.enter_graceful_shutdown()
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._server.stop(grace)
+        await self.ollama.aclose()
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()

@@ -1,0 +1,181 @@
+"""Settings of both processes, built once from an environment mapping.
+
+Only the entry points read ``os.environ``; everything else receives a ``Settings``.
+A bad value raises ``ConfigError`` naming the variable, and start-up stops with that
+one line: no silent fallback to a default.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    ollama_base_url: str = "http://localhost:11434"
+    max_tokens: int = 2048
+    temperature: float = 0.7
+    top_p: float = 0.9
+    timeout: float = 120.0
+    cache_duration: float = 30.0
+    connect_timeout: float = 5.0
+    log_level: str = "INFO"
+    host: str = "0.0.0.0"
+    port: int = 8005
+    reload: bool = False
+    grpc_port: int = 50051
+    grpc_target: str = "127.0.0.1:50051"
+    default_model: str = "gpt-oss:20b"
+    embedding_model: str = "bge-m3"
+    key_models: tuple[str, ...] = ("gpt-oss", "bge-m3")
+    max_request_bytes: int = 1024 * 1024
+    shutdown_grace: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from environment variables; unset ones keep their defaults."""
+        d = cls()
+        r = _Reader(env)
+        return cls(
+            ollama_base_url=r.get("OLLAMA_BASE_URL", d.ollama_base_url, _url),
+            max_tokens=r.get("OLLAMA_MAX_TOKENS", d.max_tokens, _positive_int),
+            temperature=r.get("OLLAMA_TEMPERATURE", d.temperature, _temperature),
+            top_p=r.get("OLLAMA_TOP_P", d.top_p, _top_p),
+            timeout=r.get("OLLAMA_TIMEOUT", d.timeout, _positive_float),
+            cache_duration=r.get("OLLAMA_CACHE_DURATION", d.cache_duration, _non_negative_float),
+            connect_timeout=r.get("OLLAMA_CONNECT_TIMEOUT", d.connect_timeout, _positive_float),
+            log_level=r.get("LOG_LEVEL", d.log_level, _log_level),
+            host=r.get("HOST", d.host, _non_empty),
+            port=r.get("PORT", d.port, _port),
+            reload=r.get("RELOAD", d.reload, _bool),
+            grpc_port=r.get("GRPC_PORT", d.grpc_port, _port),
+            grpc_target=r.get("GRPC_TARGET", d.grpc_target, _non_empty),
+            default_model=r.get("LLM_DEFAULT_MODEL", d.default_model, _non_empty),
+            embedding_model=r.get("LLM_EMBEDDING_MODEL", d.embedding_model, _non_empty),
+            key_models=r.get("LLM_KEY_MODELS", d.key_models, _name_list),
+            max_request_bytes=r.get("MAX_REQUEST_BYTES", d.max_request_bytes, _positive_int),
+            shutdown_grace=r.get("SHUTDOWN_GRACE", d.shutdown_grace, _non_negative_float),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The settings as plain data, for logs and the `configuration` blocks."""
+        data = asdict(self)
+        data["key_models"] = list(self.key_models)
+        return data
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def get(self, name: str, default: T, parse: Callable[[str], T]) -> T:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
+
+
+def _non_empty(raw: str) -> str:
+    return raw
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if value <= 0:
+        raise ValueError("expected a number above 0")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _positive_int(raw)
+    if value > 65535:
+        raise ValueError("expected a port from 1 to 65535")
+    return value
+
+
+def _float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a number") from None
+    if not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = _float(raw)
+    if value <= 0:
+        raise ValueError("expected a number above 0")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = _float(raw)
+    if value < 0:
+        raise ValueError("expected a number of 0 or more")
+    return value
+
+
+def _temperature(raw: str) -> float:
+    value = _float(raw)
+    if not 0 <= value <= 2:
+        raise ValueError("expected a number from 0 to 2")
+    return value
+
+
+def _top_p(raw: str) -> float:
+    value = _float(raw)
+    if not 0 < value <= 1:
+        raise ValueError("expected a number above 0 and at most 1")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    value = raw.upper()
+    if value not in LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    value = raw.lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _name_list(raw: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    if not names:
+        raise ValueError("expected a comma-separated list of names")
+    return names

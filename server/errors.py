@@ -1,0 +1,117 @@
+"""Domain errors and the one table that maps them to gRPC codes and HTTP statuses.
+
+The server aborts an RPC with ``error.grpc_code`` and puts ``error.code`` (a stable,
+machine-readable name) in the trailing metadata under ``ERROR_CODE_KEY``. The REST shim
+reads both back and answers with ``HTTP_STATUS[grpc_code]``: both faces use this module.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import grpc
+
+ERROR_CODE_KEY = "llm-error-code"
+
+# The standard gRPC -> HTTP table (as grpc-gateway and Google APIs use it).
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    return HTTP_STATUS.get(code, 500)
+
+
+class LlmError(Exception):
+    """An error a caller should see, with its code on both faces."""
+
+    code: ClassVar[str] = "internal"
+    grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return http_status(self.grpc_code)
+
+
+class InvalidArgument(LlmError):
+    """The request itself is wrong; retrying it unchanged cannot help."""
+
+    code = "invalid_argument"
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ModelNotFound(LlmError):
+    code = "model_not_found"
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class OllamaBadRequest(LlmError):
+    """Ollama answered 400: the model cannot do this (chat with an embedding model...)."""
+
+    code = "ollama_bad_request"
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class OllamaUnavailable(LlmError):
+    """Ollama cannot be reached (refused connection, DNS, connect timeout)."""
+
+    code = "ollama_unavailable"
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class OllamaTimeout(LlmError):
+    code = "ollama_timeout"
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class OllamaBusy(LlmError):
+    """Ollama's queue is full (its 503); the caller should back off and retry."""
+
+    code = "ollama_busy"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class OllamaError(LlmError):
+    """Ollama failed while answering (model load failure, runner crash, error line)."""
+
+    code = "ollama_error"
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+class StreamInterrupted(LlmError):
+    """Ollama's answer stopped before its final chunk (connection cut)."""
+
+    code = "ollama_stream_interrupted"
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+def code_from_metadata(
+    metadata: tuple[tuple[str, str | bytes], ...] | None, grpc_code: grpc.StatusCode
+) -> str:
+    """The machine-readable error code of a failed RPC, as the server sent it."""
+    for key, value in metadata or ():
+        if key == ERROR_CODE_KEY:
+            return value.decode() if isinstance(value, bytes) else value
+    name: str = grpc_code.name
+    return name.lower()

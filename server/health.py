@@ -1,0 +1,134 @@
+"""Ollama's health, checked at most once per OLLAMA_CACHE_DURATION, and the standard
+``grpc.health.v1.Health`` service that reflects it.
+
+Concurrent probes share one check in flight, so a burst of N probes within the cache
+window costs Ollama one request pair (/api/version and /api/tags).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1._async import HealthServicer
+
+from server.config import Settings
+from server.errors import LlmError
+from server.ollama_client import OllamaClient, elapsed_ms
+
+log = logging.getLogger("llm.health")
+
+LLM_SERVICE_NAME = "llm.v1.LlmService"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def has_model(available: list[str], wanted: str) -> bool:
+    """Whether ``wanted`` ("bge-m3", "gpt-oss", "gpt-oss:20b") is among Ollama's names.
+
+    A name without a tag matches every tag of that model, as Ollama resolves it.
+    """
+    if ":" in wanted:
+        return wanted in available or (
+            wanted.endswith(":latest") and wanted.removesuffix(":latest") in available
+        )
+    return any(name.split(":", 1)[0] == wanted for name in available)
+
+
+@dataclass(frozen=True)
+class OllamaHealth:
+    reachable: bool
+    checked_at: datetime
+    response_time_ms: float
+    version: str = ""
+    models: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def missing(self, key_models: tuple[str, ...]) -> list[str]:
+        return [m for m in key_models if not has_model(self.models, m)]
+
+
+class OllamaMonitor:
+    def __init__(self, client: OllamaClient, settings: Settings) -> None:
+        self._client = client
+        self._settings = settings
+        self._last: OllamaHealth | None = None
+        self._last_at = 0.0
+        self._inflight: asyncio.Task[OllamaHealth] | None = None
+        self.checks = 0
+
+    async def status(self) -> OllamaHealth:
+        """The cached health, refreshed when older than the cache duration."""
+        fresh_for = self._settings.cache_duration
+        if self._last is not None and time.monotonic() - self._last_at < fresh_for:
+            return self._last
+        if self._inflight is None:
+            self._inflight = asyncio.create_task(self._check())
+            self._inflight.add_done_callback(self._clear_inflight)
+        return await asyncio.shield(self._inflight)
+
+    def _clear_inflight(self, task: asyncio.Task[OllamaHealth]) -> None:
+        self._inflight = None
+        if not task.cancelled() and task.exception() is None:
+            self._last = task.result()
+            self._last_at = time.monotonic()
+
+    async def _check(self) -> OllamaHealth:
+        self.checks += 1
+        start = time.perf_counter()
+        try:
+            version, tags = await asyncio.gather(self._client.version(), self._client.tags())
+        except LlmError as exc:
+            result = OllamaHealth(
+                reachable=False,
+                checked_at=datetime.now(UTC),
+                response_time_ms=elapsed_ms(start),
+                error=exc.message,
+            )
+            log.warning("HEALTH ollama unreachable: %s", exc.message)
+            return result
+        return OllamaHealth(
+            reachable=True,
+            checked_at=datetime.now(UTC),
+            response_time_ms=elapsed_ms(start),
+            version=version,
+            models=[str(m.get("name") or m.get("model") or "") for m in tags],
+        )
+
+
+class OllamaHealthServicer(HealthServicer):
+    """grpc.health.v1: SERVING while Ollama answers, NOT_SERVING otherwise.
+
+    ``Check`` refreshes from the (cached) monitor before answering, so a probe sees
+    the current state; ``watch_ollama`` keeps ``Watch`` streams up to date.
+    """
+
+    def __init__(self, monitor: OllamaMonitor) -> None:
+        super().__init__()
+        self._monitor = monitor
+
+    async def refresh(self) -> OllamaHealth:
+        health = await self._monitor.status()
+        status = SERVING if health.reachable else NOT_SERVING
+        for service in ("", LLM_SERVICE_NAME):
+            await self.set(service, status)
+        return health
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> health_pb2.HealthCheckResponse:
+        await self.refresh()
+        response: health_pb2.HealthCheckResponse = await super().Check(request, context)
+        return response
+
+    async def watch_ollama(self, interval: float) -> None:
+        """Re-check Ollama every ``interval`` seconds until cancelled."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(max(interval, 1.0))

@@ -1,0 +1,212 @@
+"""The one boundary between the service and Ollama's HTTP API.
+
+Every transport failure and every Ollama error status becomes a domain error from
+``server.errors`` here, with a message that says what happened and to which model.
+Closing a streamed response (the ``async with`` of ``chat_stream`` ending early, or the
+task being cancelled) closes its connection, and Ollama stops generating.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from server.errors import (
+    LlmError,
+    ModelNotFound,
+    OllamaBadRequest,
+    OllamaBusy,
+    OllamaError,
+    OllamaTimeout,
+    OllamaUnavailable,
+    StreamInterrupted,
+)
+
+JsonObject = dict[str, Any]
+
+
+class OllamaClient:
+    """Async client of one Ollama server, sharing one connection pool."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        connect_timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def version(self) -> str:
+        data = await self._get_json("/api/version")
+        return str(data.get("version", ""))
+
+    async def tags(self) -> list[JsonObject]:
+        data = await self._get_json("/api/tags")
+        models = data.get("models") or []
+        if not isinstance(models, list):
+            raise OllamaError("Ollama's /api/tags answer has no model list")
+        return [m for m in models if isinstance(m, dict)]
+
+    async def chat(self, payload: JsonObject, timeout: float) -> JsonObject:
+        """Non-streaming /api/chat; ``timeout`` bounds the whole call, in seconds."""
+        model = str(payload.get("model", ""))
+        body = {**payload, "stream": False}
+        try:
+            response = await self._http.post(
+                "/api/chat", json=body, timeout=self._call_timeout(timeout)
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, model, timeout) from exc
+        if response.status_code != 200:
+            raise _status_error(response.status_code, response.content, model)
+        data = _parse_object(response.content, model)
+        if "error" in data:
+            raise OllamaError(f"Ollama failed to answer with model '{model}': {data['error']}")
+        return data
+
+    @asynccontextmanager
+    async def chat_stream(
+        self, payload: JsonObject, timeout: float
+    ) -> AsyncIterator[AsyncGenerator[JsonObject]]:
+        """Streaming /api/chat: yields an iterator of Ollama's NDJSON chunks.
+
+        The iterator raises ``OllamaError`` on an ``{"error"}`` line and
+        ``StreamInterrupted`` when the stream ends without a ``done: true`` chunk.
+        Leaving the ``async with`` closes the upstream connection.
+        """
+        model = str(payload.get("model", ""))
+        body = {**payload, "stream": True}
+        request = self._http.build_request(
+            "POST", "/api/chat", json=body, timeout=self._call_timeout(timeout)
+        )
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, model, timeout) from exc
+        try:
+            if response.status_code != 200:
+                content = await response.aread()
+                raise _status_error(response.status_code, content, model)
+            yield self._chunks(response, model, timeout)
+        finally:
+            await response.aclose()
+
+    async def _chunks(
+        self, response: httpx.Response, model: str, timeout: float
+    ) -> AsyncGenerator[JsonObject]:
+        try:
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                chunk = _parse_object(line.encode(), model)
+                if "error" in chunk:
+                    raise OllamaError(
+                        f"Ollama failed mid-answer with model '{model}': {chunk['error']}"
+                    )
+                yield chunk
+                if chunk.get("done"):
+                    return
+        except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                raise self._transport_error(exc, model, timeout) from exc
+            raise StreamInterrupted(
+                f"Ollama's answer with model '{model}' was cut off: {_describe(exc)}"
+            ) from exc
+        raise StreamInterrupted(f"Ollama's answer with model '{model}' ended before it was done")
+
+    async def embed(self, payload: JsonObject, timeout: float) -> JsonObject:
+        model = str(payload.get("model", ""))
+        try:
+            response = await self._http.post(
+                "/api/embed", json=payload, timeout=self._call_timeout(timeout)
+            )
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, model, timeout) from exc
+        if response.status_code != 200:
+            raise _status_error(response.status_code, response.content, model)
+        return _parse_object(response.content, model)
+
+    async def _get_json(self, path: str) -> JsonObject:
+        try:
+            response = await self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, "", self._timeout) from exc
+        if response.status_code != 200:
+            raise _status_error(response.status_code, response.content, "")
+        return _parse_object(response.content, "")
+
+    def _call_timeout(self, timeout: float) -> httpx.Timeout:
+        connect = min(self._http.timeout.connect or timeout, timeout)
+        return httpx.Timeout(timeout, connect=connect)
+
+    def _transport_error(self, exc: httpx.HTTPError, model: str, timeout: float) -> LlmError:
+        about = f" with model '{model}'" if model else ""
+        if isinstance(exc, httpx.ConnectTimeout):
+            return OllamaUnavailable(
+                f"Ollama at {self.base_url} did not accept a connection in time{about}"
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return OllamaTimeout(f"Ollama did not answer{about} within {timeout:g} s")
+        if isinstance(exc, httpx.ConnectError):
+            return OllamaUnavailable(
+                f"Ollama at {self.base_url} is unreachable{about}: {_describe(exc)}"
+            )
+        return OllamaUnavailable(f"Ollama at {self.base_url} failed{about}: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def _parse_object(content: bytes, model: str) -> JsonObject:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        raise OllamaError(f"Ollama sent an answer that is not JSON (model '{model}')") from None
+    if not isinstance(data, dict):
+        raise OllamaError(f"Ollama sent an answer that is not a JSON object (model '{model}')")
+    return data
+
+
+def _error_text(content: bytes) -> str:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content.decode(errors="replace").strip()[:300]
+    if isinstance(data, dict) and "error" in data:
+        return str(data["error"])
+    return str(data)[:300]
+
+
+def _status_error(status: int, content: bytes, model: str) -> LlmError:
+    """Ollama's error statuses, as domain errors (see ollama/ollama server/routes.go)."""
+    text = _error_text(content)
+    if status == 404:
+        return ModelNotFound(f"model '{model}' not found in Ollama ({text})")
+    if status == 400:
+        return OllamaBadRequest(f"Ollama rejected the request for model '{model}': {text}")
+    if status == 503:
+        return OllamaBusy(f"Ollama is busy (model '{model}'): {text}")
+    return OllamaError(f"Ollama answered {status} for model '{model}': {text}")
+
+
+def elapsed_ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

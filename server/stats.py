@@ -1,0 +1,140 @@
+"""Request counters and latencies since start, in total, per model and per RPC.
+
+Every accepted generation request ends in exactly one ``record`` call with one
+outcome, so ``total = successes + failures + cancellations`` always holds.
+Latency percentiles come from a bounded window of the most recent requests.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+from generated.llm.v1 import llm_service_pb2 as pb
+
+WINDOW = 2048
+MAX_MODELS = 64
+OTHER_MODEL = "other"
+
+
+class Outcome(Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    model: str
+    outcome: Outcome
+    duration_ms: float
+    error_code: str = ""
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    stream: bool = False
+    time_to_first_token_ms: float | None = None
+    tokens_per_second: float | None = None
+
+
+@dataclass
+class _Bucket:
+    total: int = 0
+    successes: int = 0
+    failures: int = 0
+    cancelled: int = 0
+    streams: int = 0
+    failures_by_kind: Counter[str] = field(default_factory=Counter)
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    duration_sum_ms: float = 0.0
+    durations_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    ttft_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    tps: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def add(self, r: RequestRecord) -> None:
+        self.total += 1
+        self.streams += int(r.stream)
+        if r.outcome is Outcome.SUCCESS:
+            self.successes += 1
+            self.prompt_tokens += r.prompt_tokens
+            self.response_tokens += r.response_tokens
+            self.duration_sum_ms += r.duration_ms
+            self.durations_ms.append(r.duration_ms)
+            if r.tokens_per_second is not None:
+                self.tps.append(r.tokens_per_second)
+        elif r.outcome is Outcome.FAILURE:
+            self.failures += 1
+            self.failures_by_kind[r.error_code or "unknown"] += 1
+        else:
+            self.cancelled += 1
+        if r.time_to_first_token_ms is not None:
+            self.ttft_ms.append(r.time_to_first_token_ms)
+
+    def to_proto(self) -> pb.Counters:
+        durations = sorted(self.durations_ms)
+        return pb.Counters(
+            total_requests=self.total,
+            successful_requests=self.successes,
+            failed_requests=self.failures,
+            cancelled_requests=self.cancelled,
+            failures_by_kind=dict(self.failures_by_kind),
+            prompt_tokens=self.prompt_tokens,
+            response_tokens=self.response_tokens,
+            total_tokens=self.prompt_tokens + self.response_tokens,
+            average_generation_time_ms=(
+                self.duration_sum_ms / self.successes if self.successes else 0.0
+            ),
+            p50_generation_time_ms=_percentile(durations, 0.50),
+            p95_generation_time_ms=_percentile(durations, 0.95),
+            average_time_to_first_token_ms=_mean(self.ttft_ms),
+            average_tokens_per_second=_mean(self.tps),
+            streams=self.streams,
+        )
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Nearest-rank percentile of sorted values; 0 when there are none."""
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def _mean(values: deque[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
+
+
+class StatsRecorder:
+    def __init__(self) -> None:
+        self._totals = _Bucket()
+        self._models: dict[str, _Bucket] = {}
+        self._methods: dict[str, _Bucket] = {}
+        self._started_wall = datetime.now(UTC)
+        self._started = time.monotonic()
+        self._last_request: datetime | None = None
+
+    def record(self, r: RequestRecord) -> None:
+        self._last_request = datetime.now(UTC)
+        self._totals.add(r)
+        model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
+        self._models.setdefault(model or OTHER_MODEL, _Bucket()).add(r)
+        self._methods.setdefault(r.method, _Bucket()).add(r)
+
+    def snapshot(self, configuration: pb.Configuration) -> pb.StatsResponse:
+        response = pb.StatsResponse(
+            totals=self._totals.to_proto(),
+            per_model={k: b.to_proto() for k, b in self._models.items()},
+            per_method={k: b.to_proto() for k, b in self._methods.items()},
+            uptime_seconds=time.monotonic() - self._started,
+            configuration=configuration,
+        )
+        response.started_at.FromDatetime(self._started_wall)
+        if self._last_request is not None:
+            response.last_request_time.FromDatetime(self._last_request)
+        response.timestamp.GetCurrentTime()
+        return response

@@ -1,0 +1,130 @@
+"""Request validation, and the Ollama request bodies built from valid requests.
+
+Unset optional fields take the defaults from ``Settings``; values that are set are
+checked against them. Every rejection is an ``InvalidArgument`` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from generated.llm.v1 import llm_service_pb2 as pb
+from server.config import Settings
+from server.errors import InvalidArgument
+
+ROLES = ("system", "user", "assistant", "tool")
+THINK_VALUES: dict[str, bool | str] = {
+    "true": True,
+    "false": False,
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+}
+
+
+def chat_payload(req: pb.ChatRequest, settings: Settings) -> dict[str, Any]:
+    """The /api/chat body for ``req``: system prompt, then history, then the message."""
+    if not req.message.strip():
+        raise InvalidArgument("message must not be empty")
+    model = req.model.strip() or settings.default_model
+    messages: list[dict[str, str]] = []
+    if req.HasField("system") and req.system:
+        messages.append({"role": "system", "content": req.system})
+    for i, turn in enumerate(req.history):
+        role = turn.role.strip().lower()
+        if role not in ROLES:
+            raise InvalidArgument(
+                f"history[{i}].role must be one of {', '.join(ROLES)}, got {turn.role!r}"
+            )
+        entry = {"role": role, "content": turn.content}
+        if turn.thinking:
+            entry["thinking"] = turn.thinking
+        messages.append(entry)
+    messages.append({"role": "user", "content": req.message})
+
+    options: dict[str, Any] = {
+        "num_predict": _max_tokens(req, settings),
+        "temperature": _temperature(req, settings),
+        "top_p": _top_p(req, settings),
+    }
+    if req.stop:
+        if any(not s for s in req.stop):
+            raise InvalidArgument("stop must not contain empty strings")
+        options["stop"] = list(req.stop)
+    if req.HasField("seed"):
+        options["seed"] = req.seed
+
+    payload: dict[str, Any] = {"model": model, "messages": messages, "options": options}
+    fmt = _format(req.format)
+    if fmt is not None:
+        payload["format"] = fmt
+    think = _think(req.think)
+    if think is not None:
+        payload["think"] = think
+    return payload
+
+
+def embed_payload(req: pb.EmbedRequest, settings: Settings) -> dict[str, Any]:
+    if not req.input:
+        raise InvalidArgument("input must hold at least one text")
+    for i, text in enumerate(req.input):
+        if not text.strip():
+            raise InvalidArgument(f"input[{i}] must not be empty")
+    model = req.model.strip() or settings.embedding_model
+    return {"model": model, "input": list(req.input)}
+
+
+def _max_tokens(req: pb.ChatRequest, settings: Settings) -> int:
+    if not req.HasField("max_tokens"):
+        return settings.max_tokens
+    if req.max_tokens <= 0:
+        raise InvalidArgument(f"max_tokens must be above 0, got {req.max_tokens}")
+    if req.max_tokens > settings.max_tokens:
+        raise InvalidArgument(
+            f"max_tokens must be at most {settings.max_tokens} (OLLAMA_MAX_TOKENS), "
+            f"got {req.max_tokens}"
+        )
+    return req.max_tokens
+
+
+def _temperature(req: pb.ChatRequest, settings: Settings) -> float:
+    if not req.HasField("temperature"):
+        return settings.temperature
+    value = req.temperature
+    if not 0.0 <= value <= 2.0:  # also rejects NaN
+        raise InvalidArgument(f"temperature must be from 0 to 2, got {value:g}")
+    return value
+
+
+def _top_p(req: pb.ChatRequest, settings: Settings) -> float:
+    if not req.HasField("top_p"):
+        return settings.top_p
+    value = req.top_p
+    if not 0.0 < value <= 1.0:
+        raise InvalidArgument(f"top_p must be above 0 and at most 1, got {value:g}")
+    return value
+
+
+def _format(raw: str) -> str | dict[str, Any] | None:
+    text = raw.strip()
+    if not text:
+        return None
+    if text == "json":
+        return "json"
+    try:
+        schema = json.loads(text)
+    except ValueError:
+        raise InvalidArgument('format must be "json" or a JSON schema object') from None
+    if not isinstance(schema, dict):
+        raise InvalidArgument('format must be "json" or a JSON schema object')
+    return schema
+
+
+def _think(raw: str) -> bool | str | None:
+    value = raw.strip().lower()
+    if not value:
+        return None
+    if value not in THINK_VALUES:
+        raise InvalidArgument(f"think must be one of {', '.join(THINK_VALUES)}, got {raw!r}")
+    return THINK_VALUES[value]
