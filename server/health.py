@@ -130,5 +130,8 @@ class OllamaHealthServicer(HealthServicer):
     async def watch_ollama(self, interval: float) -> None:
         """Re-check Ollama every ``interval`` seconds until cancelled."""
         while True:
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # a bug here must not stop the probes from updating
+                log.exception("HEALTH re-check failed unexpectedly")
             await asyncio.sleep(max(interval, 1.0))

@@ -201,7 +201,7 @@ def _status_error(status: int, content: bytes, model: str) -> LlmError:
     text = _error_text(content)
     if status == 404:
         return ModelNotFound(f"model '{model}' not found in Ollama ({text})")
-    if status == 400:
+    if status in (400, 501):  # 501: the model lacks the capability (embeddings)
         return OllamaBadRequest(f"Ollama rejected the request for model '{model}': {text}")
     if status == 503:
         return OllamaBusy(f"Ollama is busy (model '{model}'): {text}")

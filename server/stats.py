@@ -7,6 +7,7 @@ Latency percentiles come from a bounded window of the most recent requests.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections import Counter, deque
@@ -117,13 +118,33 @@ class StatsRecorder:
         self._started_wall = datetime.now(UTC)
         self._started = time.monotonic()
         self._last_request: datetime | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     def record(self, r: RequestRecord) -> None:
         self._last_request = datetime.now(UTC)
         self._totals.add(r)
+        self._wake()
         model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
         self._models.setdefault(model or OTHER_MODEL, _Bucket()).add(r)
         self._methods.setdefault(r.method, _Bucket()).add(r)
+
+    def _wake(self) -> None:
+        waiting = []
+        for target, future in self._waiters:
+            if self._totals.total >= target:
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((target, future))
+        self._waiters = waiting
+
+    async def wait_for_total(self, count: int) -> None:
+        """Returns once ``count`` requests have ended (whatever their outcome)."""
+        if self._totals.total >= count:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((count, future))
+        await future
 
     def snapshot(self, configuration: pb.Configuration) -> pb.StatsResponse:
         response = pb.StatsResponse(

@@ -1,0 +1,203 @@
+"""Everything the emulator remembers, shared between the test thread and the server thread.
+
+``EmulatorState`` guards its counters with one ``threading.Condition`` so tests can
+block on them (``wait_until``) without polling; the server side only ever holds the
+lock briefly and never awaits while holding it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from ollama_emulator.models import ModelCatalog, ModelSpec, default_models
+
+DEFAULT_KEEP_ALIVE = 300.0
+"""Seconds a model stays loaded after a request when ``keep_alive`` is not given (5m)."""
+
+ConnectionCloser = Callable[[tuple[str, int]], bool]
+"""Closes the server's connection to the given client address; called on the server loop."""
+
+
+@dataclass
+class Faults:
+    """Fault settings, read afresh by every /api/chat and /api/embed request.
+
+    ``times`` counts how many more requests the *failures and stalls* apply to:
+    ``load_delay``, ``busy``, ``error_status``, ``error_after_chunks`` and
+    ``cut_after_chunks``. Each request they apply to decrements it; at 0 they stop
+    applying (the settings themselves stay, so a test can read them back).
+    ``token_delay`` is pacing, not a failure: it always applies.
+    ``tags_error_status`` makes /api/tags and /api/version fail; ``times`` does not
+    count those.
+    """
+
+    token_delay: float = 0.0
+    load_delay: float = 0.0
+    error_status: int | None = None
+    error_message: str = "llama runner process has terminated: exit status 2"
+    busy: bool = False
+    error_after_chunks: int | None = None
+    cut_after_chunks: int | None = None
+    times: int | None = None
+    tags_error_status: int | None = None
+
+    def has_failures(self) -> bool:
+        return (
+            self.load_delay > 0
+            or self.busy
+            or self.error_status is not None
+            or self.error_after_chunks is not None
+            or self.cut_after_chunks is not None
+        )
+
+    def without_failures(self) -> Faults:
+        return Faults(token_delay=self.token_delay, error_message=self.error_message)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the emulator received it, recorded before it was answered."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    raw_body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class EmulatorState:
+    """Models, faults, recorded requests, loaded models and response accounting."""
+
+    def __init__(self, models: list[ModelSpec] | None = None) -> None:
+        self.catalog = ModelCatalog(default_models() if models is None else list(models))
+        self.faults = Faults()
+        self.connection_closer: ConnectionCloser | None = None
+        self._cond = threading.Condition()
+        self._requests: list[RecordedRequest] = []
+        self._disconnects = 0
+        self._active = 0
+        self._loaded: dict[str, tuple[ModelSpec, float]] = {}
+        self._stopping = False
+
+    # -- recorded requests -------------------------------------------------------
+
+    def record(self, request: RecordedRequest) -> None:
+        with self._cond:
+            self._requests.append(request)
+            self._cond.notify_all()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._cond:
+            return list(self._requests)
+
+    # -- response accounting -----------------------------------------------------
+
+    @property
+    def disconnects(self) -> int:
+        with self._cond:
+            return self._disconnects
+
+    @property
+    def active_responses(self) -> int:
+        with self._cond:
+            return self._active
+
+    def response_started(self) -> None:
+        with self._cond:
+            self._active += 1
+            self._cond.notify_all()
+
+    def response_finished(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def client_disconnected(self) -> None:
+        """Counts a response the client abandoned, unless the server itself is going down."""
+        with self._cond:
+            if not self._stopping:
+                self._disconnects += 1
+            self._cond.notify_all()
+
+    def set_stopping(self, stopping: bool) -> None:
+        with self._cond:
+            self._stopping = stopping
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Blocks until ``predicate`` (called with the lock held) is true; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout=timeout)
+
+    def wait_for_disconnects(self, n: int, timeout: float) -> bool:
+        return self.wait_until(lambda: self._disconnects >= n, timeout)
+
+    def wait_for_requests(self, path: str, n: int, timeout: float) -> bool:
+        return self.wait_until(lambda: sum(r.path == path for r in self._requests) >= n, timeout)
+
+    def wait_for_active(self, n: int, timeout: float) -> bool:
+        return self.wait_until(lambda: self._active >= n, timeout)
+
+    def wait_for_idle(self, timeout: float) -> bool:
+        return self.wait_until(lambda: self._active == 0, timeout)
+
+    # -- faults --------------------------------------------------------------------
+
+    def claim_faults(self) -> Faults:
+        """A snapshot of the faults for one chat/embed request, consuming one of ``times``."""
+        with self._cond:
+            faults = self.faults
+            if not faults.has_failures() or faults.times is None:
+                return replace(faults)
+            if faults.times <= 0:
+                return faults.without_failures()
+            faults.times -= 1
+            return replace(faults)
+
+    def replace_faults(self, new: Faults) -> None:
+        """Copies ``new`` into the live ``faults`` object, so references to it stay valid."""
+        with self._cond:
+            for f in fields(Faults):
+                setattr(self.faults, f.name, getattr(new, f.name))
+
+    # -- loaded models (/api/ps) ---------------------------------------------------
+
+    def mark_loaded(self, model: ModelSpec, keep_alive: float | None) -> None:
+        seconds = DEFAULT_KEEP_ALIVE if keep_alive is None else keep_alive
+        with self._cond:
+            if seconds <= 0:
+                self._loaded.pop(model.key, None)
+            else:
+                self._loaded[model.key] = (model, time.time() + seconds)
+
+    def unload(self, model: ModelSpec) -> None:
+        with self._cond:
+            self._loaded.pop(model.key, None)
+
+    def loaded_models(self) -> list[tuple[ModelSpec, float]]:
+        """(model, expires_at epoch seconds), longest remaining first; expired ones dropped."""
+        now = time.time()
+        with self._cond:
+            for key in [k for k, (_, exp) in self._loaded.items() if exp <= now]:
+                del self._loaded[key]
+            items = list(self._loaded.values())
+        return sorted(items, key=lambda item: item[1], reverse=True)
+
+    def forget_loaded(self) -> None:
+        with self._cond:
+            self._loaded.clear()
+
+    # -- reset ---------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Clears faults, recorded requests, counters and loaded models."""
+        self.replace_faults(Faults())
+        with self._cond:
+            self._requests.clear()
+            self._disconnects = 0
+            self._loaded.clear()
+            self._cond.notify_all()

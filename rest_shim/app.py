@@ -1,0 +1,82 @@
+"""The Starlette app of the REST face; one grpc.aio channel opened in its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import grpc
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from rest_shim import routes
+from rest_shim.backend import Backend
+from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
+from rest_shim.openapi import docs_page, openapi_document
+from server.config import Settings
+
+log = logging.getLogger("llm.rest")
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    detail = exc.detail
+    if exc.status_code == 404:
+        detail = f"no route {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"method {request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, code, detail, dict(exc.headers or {}))
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    log.exception("REST %s %s failed unexpectedly", request.method, request.url.path)
+    return error_response(500, "internal", "internal error")
+
+
+async def openapi_route(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def docs_route(request: Request) -> Response:
+    return docs_page(openapi_document())
+
+
+def create_app(settings: Settings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+            app.state.backend = Backend(settings, pb_grpc.LlmServiceStub(channel))
+            log.info("REST shim forwarding to gRPC %s", settings.grpc_target)
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/", routes.root, methods=["GET"]),
+            Route("/health", routes.health, methods=["GET"]),
+            Route("/livez", routes.livez, methods=["GET"]),
+            Route("/readyz", routes.readyz, methods=["GET"]),
+            Route("/models", routes.models, methods=["GET"]),
+            Route("/chat", routes.chat, methods=["POST"]),
+            Route("/chat/stream", routes.chat_stream, methods=["POST"]),
+            Route("/embeddings", routes.embeddings, methods=["POST"]),
+            Route("/stats", routes.stats, methods=["GET"]),
+            Route("/openapi.json", openapi_route, methods=["GET"]),
+            Route("/docs", docs_route, methods=["GET"]),
+        ],
+        exception_handlers={
+            ShimError: shim_error_handler,
+            grpc.aio.AioRpcError: rpc_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    return app

@@ -1,0 +1,37 @@
+"""What the REST routes share: the settings and the stub on the lifespan's channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from server.config import Settings
+
+# Extra seconds past OLLAMA_TIMEOUT, so the server's own timeout (with its clearer
+# message) fires before the shim's gRPC deadline does.
+DEADLINE_MARGIN = 5.0
+# Health, readiness and stats answer from caches and counters: never wait long.
+PROBE_DEADLINE = 10.0
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    stub: pb_grpc.LlmServiceStub
+
+    @property
+    def deadline(self) -> float:
+        return self.settings.timeout + DEADLINE_MARGIN
+
+
+def backend(request: Request) -> Backend:
+    b: Backend = request.app.state.backend
+    return b
+
+
+def metadata(request: Request) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata passed through from the HTTP request."""
+    auth = request.headers.get("authorization")
+    return (("authorization", auth),) if auth else ()

@@ -1,0 +1,64 @@
+"""Error answers of the REST face: ``{"status": "error", "code", "detail"}`` with the
+HTTP status that the shared table in ``server.errors`` gives the gRPC code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from server.errors import ERROR_CODE_KEY, code_from_metadata, http_status
+
+
+class ShimError(Exception):
+    """An error the shim itself finds (body too large, malformed JSON, wrong shape)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"status": "error", "code": code, "detail": detail}, status_code=status, headers=headers
+    )
+
+
+def rpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
+    """HTTP status, machine-readable code and message of a failed RPC."""
+    code = exc.code()
+    detail = exc.details() or code.name
+    if code is grpc.StatusCode.UNAVAILABLE and not _from_service(exc):
+        detail = f"the LLM gRPC server cannot be reached: {detail}"
+    return http_status(code), code_from_metadata(_metadata(exc), code), detail
+
+
+def _metadata(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
+    pairs: Any = exc.trailing_metadata() or ()
+    return tuple((str(k), v) for k, v in pairs)
+
+
+def _from_service(exc: grpc.aio.AioRpcError) -> bool:
+    return any(key == ERROR_CODE_KEY for key, _ in _metadata(exc))
+
+
+def rpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
+    status, code, detail = rpc_error_parts(exc)
+    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    return error_response(status, code, detail, headers)
+
+
+async def shim_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ShimError)
+    return error_response(exc.status, exc.code, exc.detail)
+
+
+async def rpc_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    return rpc_error_response(exc)

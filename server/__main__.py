@@ -1,0 +1,32 @@
+"""``python -m server [--with-rest]``: the gRPC server (and the REST shim beside it)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from server.config import ConfigError, Settings
+from server.logs import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description=__doc__)
+    parser.add_argument(
+        "--with-rest", action="store_true", help="also serve the REST shim on HOST:PORT"
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    from server.runner import run_grpc
+
+    return asyncio.run(run_grpc(settings, with_rest=args.with_rest))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Running the service until SIGTERM/SIGINT, then draining it and exiting 0.
+
+On the signal: health goes NOT_SERVING at once, the REST face stops accepting and
+finishes its open requests, and the gRPC server gives in-flight RPCs (streams
+included) SHUTDOWN_GRACE seconds before it cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+from dataclasses import replace
+
+import uvicorn
+
+from rest_shim.app import create_app
+from server.app import LlmServer
+from server.config import Settings
+
+log = logging.getLogger("llm.runner")
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner owns SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None]:
+        yield
+
+
+def rest_server(settings: Settings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(max(1, settings.shutdown_grace)),
+        ws="none",
+    )
+    return _Uvicorn(config)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_grpc(settings: Settings, with_rest: bool) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    server = LlmServer(settings)
+    port = await server.start()
+    rest: uvicorn.Server | None = None
+    rest_task: asyncio.Task[None] | None = None
+    if with_rest:
+        target = f"127.0.0.1:{port}"
+        rest = rest_server(_with_target(settings, target))
+        rest_task = asyncio.create_task(rest.serve())
+    await stop.wait()
+    log.info("shutting down: draining for up to %g s", settings.shutdown_grace)
+    await server.health.enter_graceful_shutdown()
+    if rest is not None and rest_task is not None:
+        rest.should_exit = True
+        await rest_task
+    await server.stop(settings.shutdown_grace)
+    log.info("stopped")
+    return 0
+
+
+async def run_rest(settings: Settings) -> int:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    rest = rest_server(settings)
+    task = asyncio.create_task(rest.serve())
+    await stop.wait()
+    rest.should_exit = True
+    await task
+    return 0
+
+
+def _with_target(settings: Settings, target: str) -> Settings:
+    return replace(settings, grpc_target=target)

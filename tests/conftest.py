@@ -1,0 +1,114 @@
+"""Shared fixtures: the Ollama emulator on a real port, the real grpc.aio server in the
+test's event loop, and the real REST shim (uvicorn) in a thread of its own.
+
+Nothing here reads the developer's environment: settings are built from explicit
+mappings, and every server binds 127.0.0.1 port 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from ollama_emulator import Emulator
+from ollama_emulator.runner import ThreadedServer
+from rest_shim.app import create_app
+from server.app import LlmServer
+from server.config import Settings
+
+
+def make_settings(ollama_url: str, **overrides: Any) -> Settings:
+    base = Settings(
+        ollama_base_url=ollama_url,
+        host="127.0.0.1",
+        timeout=10.0,
+        connect_timeout=2.0,
+        cache_duration=30.0,
+        shutdown_grace=5.0,
+    )
+    return replace(base, **overrides)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    server: LlmServer
+    channel: grpc.aio.Channel
+    stub: pb_grpc.LlmServiceStub
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+
+StackFactory = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def make_stack(emulator: Emulator) -> AsyncIterator[StackFactory]:
+    """Starts a gRPC server (settings overridable) against the emulator, or a URL."""
+    async with AsyncExitStack() as exits:
+
+        async def start(ollama_url: str | None = None, **overrides: Any) -> Stack:
+            settings = make_settings(ollama_url or emulator.url, **overrides)
+            server = LlmServer(settings)
+            await server.start(host="127.0.0.1", port=0)
+            exits.push_async_callback(server.stop, 0.0)
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+            exits.push_async_callback(channel.close)
+            return Stack(settings, server, channel, pb_grpc.LlmServiceStub(channel))
+
+        yield start
+
+
+@pytest.fixture
+async def stack(make_stack: StackFactory) -> Stack:
+    return await make_stack()
+
+
+@pytest.fixture
+def start_shim() -> Iterator[Callable[..., str]]:
+    """Serves the REST shim over HTTP in its own thread; returns its base URL."""
+    servers: list[ThreadedServer] = []
+
+    def start(settings: Settings) -> str:
+        server = ThreadedServer(create_app(settings))
+        server.start()
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+async def rest(stack: Stack, start_shim: Callable[..., str]) -> AsyncIterator[httpx.AsyncClient]:
+    url = start_shim(replace(stack.settings, grpc_target=stack.target))
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+        yield client
+
+
+def ollama_tags(emulator: Emulator) -> list[dict[str, Any]]:
+    """The emulator's own /api/tags answer, read over HTTP like Ollama's."""
+    models: list[dict[str, Any]] = httpx.get(f"{emulator.url}/api/tags").json()["models"]
+    return models
+
+
+def embedding_dim(emulator: Emulator, model: str) -> int:
+    name = model if ":" in model else f"{model}:latest"
+    (spec,) = [m for m in emulator.models if m.key == name]
+    return spec.embedding_dim

@@ -1,0 +1,69 @@
+"""Settings from the environment: defaults, parsing, and one clear line for bad values."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from server.config import ConfigError, Settings
+
+
+def test_defaults_match_the_contract() -> None:
+    s = Settings.from_env({})
+    assert s.ollama_base_url == "http://localhost:11434"
+    assert (s.max_tokens, s.temperature, s.top_p) == (2048, 0.7, 0.9)
+    assert (s.timeout, s.cache_duration) == (120.0, 30.0)
+    assert (s.log_level, s.host, s.port, s.reload) == ("INFO", "0.0.0.0", 8005, False)
+    assert s.grpc_port == 50051
+    assert s.grpc_target == "127.0.0.1:50051"
+
+
+def test_values_are_read() -> None:
+    s = Settings.from_env(
+        {
+            "OLLAMA_BASE_URL": "http://ollama:11434/",
+            "OLLAMA_MAX_TOKENS": "1000",
+            "OLLAMA_TEMPERATURE": "0.2",
+            "LOG_LEVEL": "debug",
+            "RELOAD": "true",
+            "GRPC_PORT": "6000",
+            "LLM_KEY_MODELS": "gpt-oss, qwen3",
+        }
+    )
+    assert s.ollama_base_url == "http://ollama:11434"
+    assert s.max_tokens == 1000 and s.temperature == 0.2
+    assert s.log_level == "DEBUG" and s.reload is True and s.grpc_port == 6000
+    assert s.key_models == ("gpt-oss", "qwen3")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OLLAMA_MAX_TOKENS", "lots"),
+        ("OLLAMA_MAX_TOKENS", "-1"),
+        ("OLLAMA_TEMPERATURE", "3"),
+        ("OLLAMA_TOP_P", "0"),
+        ("OLLAMA_TIMEOUT", "nan"),
+        ("OLLAMA_BASE_URL", "localhost:11434"),
+        ("LOG_LEVEL", "LOUD"),
+        ("PORT", "70000"),
+        ("RELOAD", "maybe"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({name: value})
+    assert name in str(err.value)
+
+
+def test_bad_value_stops_start_up_with_one_line() -> None:
+    env = {"OLLAMA_MAX_TOKENS": "lots", "PATH": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "server"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "OLLAMA_MAX_TOKENS" in lines[0]
