@@ -7,7 +7,6 @@ mappings, and every server binds 127.0.0.1 port 0.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -67,9 +66,9 @@ async def make_stack(emulator: Emulator) -> AsyncIterator[StackFactory]:
             settings = make_settings(ollama_url or emulator.url, **overrides)
             server = LlmServer(settings)
             await server.start(host="127.0.0.1", port=0)
-            exits.push_async_callback(functools.partial(server.stop, 0.0))
+            exits.push_async_callback(server.stop, 0.0)
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
-            exits.push_async_callback(channel.close)
+            exits.push_async_callback(channel.close, None)
             return Stack(settings, server, channel, pb_grpc.LlmServiceStub(channel))
 
         yield start
