@@ -72,6 +72,7 @@ class LlmServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await self._server.stop(grace)
+        await self.monitor.aclose()
         await self.ollama.aclose()
 
     async def wait_for_termination(self) -> None:

@@ -8,6 +8,7 @@ window costs Ollama one request pair (/api/version and /api/tags).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -72,6 +73,14 @@ class OllamaMonitor:
             self._inflight = asyncio.create_task(self._check())
             self._inflight.add_done_callback(self._clear_inflight)
         return await asyncio.shield(self._inflight)
+
+    async def aclose(self) -> None:
+        """Stop a check still in flight, so no Ollama connection outlives the server."""
+        task = self._inflight
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _clear_inflight(self, task: asyncio.Task[OllamaHealth]) -> None:
         self._inflight = None
