@@ -15,7 +15,8 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from server.config import Settings
 from server.health import OllamaHealthServicer, OllamaMonitor
-from server.ollama_client import OllamaClient
+from server.hosts import OllamaPool
+from server.limiter import GenerationLimiter
 from server.service import LlmService
 from server.stats import StatsRecorder
 
@@ -29,16 +30,20 @@ class LlmServer:
         self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.settings = settings
-        self.ollama = OllamaClient(
-            settings.ollama_base_url,
+        self.pool = OllamaPool(
+            settings.ollama_urls,
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
+            cooldown=settings.host_cooldown,
             transport=transport,
         )
+        self.limiter = GenerationLimiter(
+            settings.max_concurrent, settings.max_queue, settings.queue_timeout
+        )
         self.stats = StatsRecorder()
-        self.monitor = OllamaMonitor(self.ollama, settings)
+        self.monitor = OllamaMonitor(self.pool, settings)
         self.health = OllamaHealthServicer(self.monitor)
-        self.service = LlmService(settings, self.ollama, self.monitor, self.health, self.stats)
+        self.service = LlmService(settings, self.pool, self.limiter, self.health, self.stats)
         self._server = grpc.aio.server()
         self._watch: asyncio.Task[None] | None = None
         self.port = 0
@@ -73,7 +78,7 @@ class LlmServer:
                 await self._watch
         await self._server.stop(grace)
         await self.monitor.aclose()
-        await self.ollama.aclose()
+        await self.pool.aclose()
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from server.errors import ERROR_CODE_KEY, LlmError, OllamaTimeout
+from server.errors import ERROR_CODE_KEY, RETRY_AFTER_KEY, LlmError, OllamaTimeout, Overloaded
 from server.stats import Outcome, RequestRecord, StatsRecorder
 
 log = logging.getLogger("llm.requests")
@@ -42,6 +42,10 @@ class Call:
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
+
+    def remaining(self) -> float:
+        """Seconds left of this call's time budget (never below a millisecond)."""
+        return max(0.001, self.timeout - (time.perf_counter() - self.started))
 
 
 class CallTracker:
@@ -71,8 +75,8 @@ class CallTracker:
             await self._abort(call, exc, context, counted)
         except TimeoutError:
             timeout = OllamaTimeout(
-                f"Ollama did not finish answering with model '{call.model}' "
-                f"within {call.timeout:g} s"
+                f"overall timeout: Ollama did not finish answering with model "
+                f"'{call.model}' within {call.timeout:g} s"
             )
             await self._abort(call, timeout, context, counted)
         except Exception:
@@ -90,9 +94,10 @@ class CallTracker:
         if exc.code in ("invalid_argument", "model_not_found"):
             call.model_known = False
         self._finish(call, Outcome.FAILURE, exc.code, counted, detail=exc.message)
-        await context.abort(
-            exc.grpc_code, exc.message, trailing_metadata=((ERROR_CODE_KEY, exc.code),)
-        )
+        trailers: tuple[tuple[str, str], ...] = ((ERROR_CODE_KEY, exc.code),)
+        if isinstance(exc, Overloaded):
+            trailers += ((RETRY_AFTER_KEY, f"{exc.retry_after:g}"),)
+        await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailers)
 
     def _finish(
         self, call: Call, outcome: Outcome, code: str, counted: bool, detail: str = ""

@@ -44,13 +44,30 @@ class Settings:
     key_models: tuple[str, ...] = ("gpt-oss", "bge-m3")
     max_request_bytes: int = 1024 * 1024
     shutdown_grace: float = 30.0
+    first_token_timeout: float = 60.0
+    host_cooldown: float = 10.0
+    max_concurrent: int = 4
+    max_queue: int = 64
+    queue_timeout: float = 30.0
+    max_message_chars: int = 200_000
+    max_history: int = 200
+    max_embed_inputs: int = 256
+    api_keys: tuple[str, ...] = ()
+    tls_cert: str = ""
+    tls_key: str = ""
+    cors_origins: tuple[str, ...] = ()
+
+    @property
+    def ollama_urls(self) -> tuple[str, ...]:
+        """OLLAMA_BASE_URL may list several hosts, comma-separated."""
+        return tuple(u.strip() for u in self.ollama_base_url.split(",") if u.strip())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build settings from environment variables; unset ones keep their defaults."""
         d = cls()
         r = _Reader(env)
-        return cls(
+        settings = cls(
             ollama_base_url=r.get("OLLAMA_BASE_URL", d.ollama_base_url, _url),
             max_tokens=r.get("OLLAMA_MAX_TOKENS", d.max_tokens, _positive_int),
             temperature=r.get("OLLAMA_TEMPERATURE", d.temperature, _temperature),
@@ -69,13 +86,30 @@ class Settings:
             key_models=r.get("LLM_KEY_MODELS", d.key_models, _name_list),
             max_request_bytes=r.get("MAX_REQUEST_BYTES", d.max_request_bytes, _positive_int),
             shutdown_grace=r.get("SHUTDOWN_GRACE", d.shutdown_grace, _non_negative_float),
+            first_token_timeout=r.get(
+                "OLLAMA_FIRST_TOKEN_TIMEOUT", d.first_token_timeout, _positive_float
+            ),
+            host_cooldown=r.get("OLLAMA_HOST_COOLDOWN", d.host_cooldown, _non_negative_float),
+            max_concurrent=r.get("LLM_MAX_CONCURRENT", d.max_concurrent, _positive_int),
+            max_queue=r.get("LLM_MAX_QUEUE", d.max_queue, _non_negative_int),
+            queue_timeout=r.get("LLM_QUEUE_TIMEOUT", d.queue_timeout, _non_negative_float),
+            max_message_chars=r.get("LLM_MAX_MESSAGE_CHARS", d.max_message_chars, _positive_int),
+            max_history=r.get("LLM_MAX_HISTORY", d.max_history, _non_negative_int),
+            max_embed_inputs=r.get("LLM_MAX_EMBED_INPUTS", d.max_embed_inputs, _positive_int),
+            api_keys=_api_keys(r),
+            tls_cert=r.get("GRPC_TLS_CERT", d.tls_cert, _readable_file),
+            tls_key=r.get("GRPC_TLS_KEY", d.tls_key, _readable_file),
+            cors_origins=r.get("CORS_ORIGINS", d.cors_origins, _origins),
         )
+        if bool(settings.tls_cert) != bool(settings.tls_key):
+            raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
+        return settings
 
     def public(self) -> dict[str, Any]:
-        """The settings as plain data, for logs and the `configuration` blocks."""
+        """The settings as plain data, for logs; API keys are never shown."""
         data = asdict(self)
-        data["key_models"] = list(self.key_models)
-        return data
+        data["api_keys"] = f"{len(self.api_keys)} configured"
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
 class _Reader:
@@ -103,6 +137,16 @@ def _positive_int(raw: str) -> int:
         raise ValueError("expected a whole number") from None
     if value <= 0:
         raise ValueError("expected a number above 0")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if value < 0:
+        raise ValueError("expected a number of 0 or more")
     return value
 
 
@@ -168,10 +212,50 @@ def _bool(raw: str) -> bool:
 
 
 def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    """One URL, or several separated by commas (several Ollama hosts)."""
+    urls = [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
+    if not urls:
         raise ValueError("expected an http:// or https:// URL")
-    return raw.rstrip("/")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"expected http:// or https:// URLs, got {url!r}")
+    if len(set(urls)) != len(urls):
+        raise ValueError("the same URL is listed twice")
+    return ",".join(urls)
+
+
+def _readable_file(raw: str) -> str:
+    try:
+        with open(raw, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot read the file: {exc.strerror}") from None
+    return raw
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = _name_list(raw)
+    for origin in origins:
+        if origin == "*":
+            raise ValueError("list the allowed origins explicitly; '*' is not accepted")
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+            raise ValueError(f"expected origins like https://app.example.com, got {origin!r}")
+    return origins
+
+
+def _api_keys(r: _Reader) -> tuple[str, ...]:
+    """Keys from LLM_API_KEYS (comma-separated) and LLM_API_KEYS_FILE (one per line)."""
+    none: tuple[str, ...] = ()
+    keys = list(r.get("LLM_API_KEYS", none, _name_list))
+    path = r.get("LLM_API_KEYS_FILE", "", _readable_file)
+    if path:
+        with open(path, encoding="utf-8") as f:
+            keys += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+        if not keys:
+            raise ConfigError(f"LLM_API_KEYS_FILE={path!r} holds no key")
+    return tuple(keys)
 
 
 def _name_list(raw: str) -> tuple[str, ...]:

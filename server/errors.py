@@ -12,6 +12,8 @@ from typing import ClassVar
 import grpc
 
 ERROR_CODE_KEY = "llm-error-code"
+# Seconds after which a refused request (overload) is worth retrying; REST Retry-After.
+RETRY_AFTER_KEY = "retry-after"
 
 # The standard gRPC -> HTTP table (as grpc-gateway and Google APIs use it).
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -78,6 +80,26 @@ class OllamaUnavailable(LlmError):
 
     code = "ollama_unavailable"
     grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class OllamaConnectFailed(OllamaUnavailable):
+    """No connection could be made: nothing was sent, so another host may be tried."""
+
+
+class Overloaded(LlmError):
+    """The service's own concurrency cap and queue are full; retry after a while."""
+
+    code = "overloaded"
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unauthenticated(LlmError):
+    code = "unauthenticated"
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class OllamaTimeout(LlmError):

@@ -2,7 +2,8 @@
 ``grpc.health.v1.Health`` service that reflects it.
 
 Concurrent probes share one check in flight, so a burst of N probes within the cache
-window costs Ollama one request pair (/api/version and /api/tags).
+window costs each Ollama host one request pair (/api/version and /api/tags). The check
+also tells the host pool which hosts are up.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from grpc_health.v1._async import HealthServicer
 
 from server.config import Settings
 from server.errors import LlmError
-from server.ollama_client import OllamaClient, elapsed_ms
+from server.hosts import Host, OllamaPool
+from server.ollama_client import elapsed_ms
 
 log = logging.getLogger("llm.health")
 
@@ -43,26 +45,46 @@ def has_model(available: list[str], wanted: str) -> bool:
 
 
 @dataclass(frozen=True)
+class HostHealth:
+    url: str
+    reachable: bool
+    response_time_ms: float
+    version: str = ""
+    models: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class OllamaHealth:
+    """All hosts together: reachable while any host answers; models are the union."""
+
     reachable: bool
     checked_at: datetime
     response_time_ms: float
     version: str = ""
     models: list[str] = field(default_factory=list)
     error: str = ""
+    hosts: list[HostHealth] = field(default_factory=list)
 
     def missing(self, key_models: tuple[str, ...]) -> list[str]:
         return [m for m in key_models if not has_model(self.models, m)]
 
+    def host(self, url: str) -> HostHealth | None:
+        return next((h for h in self.hosts if h.url == url), None)
+
 
 class OllamaMonitor:
-    def __init__(self, client: OllamaClient, settings: Settings) -> None:
-        self._client = client
+    def __init__(self, pool: OllamaPool, settings: Settings) -> None:
+        self._pool = pool
         self._settings = settings
         self._last: OllamaHealth | None = None
         self._last_at = 0.0
         self._inflight: asyncio.Task[OllamaHealth] | None = None
         self.checks = 0
+
+    @property
+    def last(self) -> OllamaHealth | None:
+        return self._last
 
     async def status(self) -> OllamaHealth:
         """The cached health, refreshed when older than the cache duration."""
@@ -91,24 +113,33 @@ class OllamaMonitor:
     async def _check(self) -> OllamaHealth:
         self.checks += 1
         start = time.perf_counter()
-        try:
-            version, tags = await asyncio.gather(self._client.version(), self._client.tags())
-        except LlmError as exc:
-            result = OllamaHealth(
-                reachable=False,
-                checked_at=datetime.now(UTC),
-                response_time_ms=elapsed_ms(start),
-                error=exc.message,
-            )
-            log.warning("HEALTH ollama unreachable: %s", exc.message)
-            return result
+        results = await asyncio.gather(*(self._check_host(h) for h in self._pool.hosts))
+        for host, result in zip(self._pool.hosts, results, strict=True):
+            self._pool.mark_checked(host, result.reachable, result.error)
+        up = [r for r in results if r.reachable]
+        models: list[str] = []
+        for r in up:
+            models += [m for m in r.models if m not in models]
         return OllamaHealth(
-            reachable=True,
+            reachable=bool(up),
             checked_at=datetime.now(UTC),
             response_time_ms=elapsed_ms(start),
-            version=version,
-            models=[str(m.get("name") or m.get("model") or "") for m in tags],
+            version=up[0].version if up else "",
+            models=models,
+            error="" if up else "; ".join(r.error for r in results),
+            hosts=list(results),
         )
+
+    async def _check_host(self, host: Host) -> HostHealth:
+        start = time.perf_counter()
+        try:
+            version = await host.client.version()
+            tags = await host.client.tags()
+        except LlmError as exc:
+            log.warning("HEALTH ollama %s unreachable: %s", host.url, exc.message)
+            return HostHealth(host.url, False, elapsed_ms(start), error=exc.message)
+        names = [str(m.get("name") or m.get("model") or "") for m in tags]
+        return HostHealth(host.url, True, elapsed_ms(start), version=version, models=names)
 
 
 class OllamaHealthServicer(HealthServicer):
@@ -120,10 +151,10 @@ class OllamaHealthServicer(HealthServicer):
 
     def __init__(self, monitor: OllamaMonitor) -> None:
         super().__init__()
-        self._monitor = monitor
+        self.monitor = monitor
 
     async def refresh(self) -> OllamaHealth:
-        health = await self._monitor.status()
+        health = await self.monitor.status()
         status = SERVING if health.reachable else NOT_SERVING
         for service in ("", LLM_SERVICE_NAME):
             await self.set(service, status)

@@ -2,16 +2,14 @@
 
 Every transport failure and every Ollama error status becomes a domain error from
 ``server.errors`` here, with a message that says what happened and to which model.
-Closing a streamed response (the ``async with`` of ``chat_stream`` ending early, or the
-task being cancelled) closes its connection, and Ollama stops generating.
+Closing a streamed response closes its connection, and Ollama stops generating.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from server.errors import (
     ModelNotFound,
     OllamaBadRequest,
     OllamaBusy,
+    OllamaConnectFailed,
     OllamaError,
     OllamaTimeout,
     OllamaUnavailable,
@@ -81,16 +80,10 @@ class OllamaClient:
             raise OllamaError(f"Ollama failed to answer with model '{model}': {data['error']}")
         return data
 
-    @asynccontextmanager
-    async def chat_stream(
-        self, payload: JsonObject, timeout: float
-    ) -> AsyncIterator[AsyncGenerator[JsonObject]]:
-        """Streaming /api/chat: yields an iterator of Ollama's NDJSON chunks.
-
-        The iterator raises ``OllamaError`` on an ``{"error"}`` line and
-        ``StreamInterrupted`` when the stream ends without a ``done: true`` chunk.
-        Leaving the ``async with`` closes the upstream connection.
-        """
+    async def open_chat_stream(self, payload: JsonObject, timeout: float) -> httpx.Response:
+        """Starts a streaming /api/chat and checks its status; the caller reads the body
+        with ``chunks`` and must ``aclose()`` the response (which closes the connection
+        and stops Ollama generating)."""
         model = str(payload.get("model", ""))
         body = {**payload, "stream": True}
         request = self._http.build_request(
@@ -100,13 +93,22 @@ class OllamaClient:
             response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, timeout) from exc
-        try:
-            if response.status_code != 200:
+        if response.status_code != 200:
+            try:
                 content = await response.aread()
-                raise _status_error(response.status_code, content, model)
-            yield self._chunks(response, model, timeout)
-        finally:
-            await response.aclose()
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc, model, timeout) from exc
+            finally:
+                await response.aclose()
+            raise _status_error(response.status_code, content, model)
+        return response
+
+    def chunks(
+        self, response: httpx.Response, model: str, timeout: float
+    ) -> AsyncGenerator[JsonObject]:
+        """Ollama's NDJSON chunks. Raises ``OllamaError`` on an ``{"error"}`` line and
+        ``StreamInterrupted`` when the stream ends without a ``done: true`` chunk."""
+        return self._chunks(response, model, timeout)
 
     async def _chunks(
         self, response: httpx.Response, model: str, timeout: float
@@ -159,13 +161,15 @@ class OllamaClient:
     def _transport_error(self, exc: httpx.HTTPError, model: str, timeout: float) -> LlmError:
         about = f" with model '{model}'" if model else ""
         if isinstance(exc, httpx.ConnectTimeout):
-            return OllamaUnavailable(
-                f"Ollama at {self.base_url} did not accept a connection in time{about}"
+            connect = self._http.timeout.connect or timeout
+            return OllamaConnectFailed(
+                f"connect timeout: Ollama at {self.base_url} did not accept a connection "
+                f"within {connect:g} s{about}"
             )
         if isinstance(exc, httpx.TimeoutException):
-            return OllamaTimeout(f"Ollama did not answer{about} within {timeout:g} s")
+            return OllamaTimeout(f"read timeout: Ollama did not answer{about} within {timeout:g} s")
         if isinstance(exc, httpx.ConnectError):
-            return OllamaUnavailable(
+            return OllamaConnectFailed(
                 f"Ollama at {self.base_url} is unreachable{about}: {_describe(exc)}"
             )
         return OllamaUnavailable(f"Ollama at {self.base_url} failed{about}: {_describe(exc)}")

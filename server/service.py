@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from server.calls import Call, CallTracker, Context
 from server.config import Settings
-from server.errors import OllamaError
-from server.health import OllamaHealthServicer, OllamaMonitor, has_model
-from server.ollama_client import OllamaClient
+from server.errors import OllamaError, OllamaTimeout
+from server.health import OllamaHealthServicer, has_model
+from server.hosts import OllamaPool
+from server.limiter import GenerationLimiter
 from server.stats import StatsRecorder
 from server.validation import chat_payload, embed_payload
 
@@ -42,6 +42,13 @@ def configuration(settings: Settings) -> pb.Configuration:
         embedding_model=settings.embedding_model,
         key_models=list(settings.key_models),
         log_level=settings.log_level,
+        max_concurrent=settings.max_concurrent,
+        max_queue=settings.max_queue,
+        queue_timeout_seconds=settings.queue_timeout,
+        first_token_timeout_seconds=settings.first_token_timeout,
+        connect_timeout_seconds=settings.connect_timeout,
+        auth_enabled=bool(settings.api_keys),
+        tls_enabled=bool(settings.tls_cert),
     )
 
 
@@ -58,14 +65,14 @@ class LlmService(pb_grpc.LlmServiceServicer):
     def __init__(
         self,
         settings: Settings,
-        ollama: OllamaClient,
-        monitor: OllamaMonitor,
+        pool: OllamaPool,
+        limiter: GenerationLimiter,
         health: OllamaHealthServicer,
         stats: StatsRecorder,
     ) -> None:
         self._settings = settings
-        self._ollama = ollama
-        self._monitor = monitor
+        self._pool = pool
+        self._limiter = limiter
         self._health = health
         self._stats = stats
         self._calls = CallTracker(stats, settings.timeout)
@@ -75,8 +82,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
             payload = chat_payload(request, self._settings)
             call.model = payload["model"]
             log.debug("CHAT messages=%r", payload["messages"])
-            async with asyncio.timeout(call.timeout):
-                data = await self._ollama.chat(payload, call.timeout)
+            async with self._limiter.slot(call.remaining()), asyncio.timeout(call.remaining()):
+                data = await self._pool.call(lambda c: c.chat(payload, call.remaining()))
             message = data.get("message") or {}
             call.prompt_tokens = int(data.get("prompt_eval_count") or 0)
             call.response_tokens = int(data.get("eval_count") or 0)
@@ -104,15 +111,27 @@ class LlmService(pb_grpc.LlmServiceServicer):
             payload = chat_payload(request.request, self._settings)
             call.model = payload["model"]
             log.debug("CHAT messages=%r", payload["messages"])
+            async with self._limiter.slot(call.remaining()):
+                async for event in self._stream(payload, call):
+                    yield event
+
+    async def _stream(
+        self, payload: dict[str, Any], call: Call
+    ) -> AsyncIterator[pb.ChatStreamResponse]:
+        """Relays Ollama's chunks. Until the first token arrives the first-token timeout
+        (model load included) applies; after it, the overall timeout."""
+        loop = asyncio.get_running_loop()
+        overall_end = loop.time() + call.remaining()
+        first_wait = min(self._settings.first_token_timeout, call.remaining())
+        try:
             async with (
-                asyncio.timeout(call.timeout),
-                self._ollama.chat_stream(payload, call.timeout) as chunks,
-                aclosing(chunks),
+                asyncio.timeout(first_wait) as limit,
+                self._pool.chat_stream(payload, call.remaining()) as chunks,
             ):
                 async for chunk in chunks:
                     if chunk.get("done"):
                         yield self._final_event(chunk, call)
-                        break
+                        return
                     message = chunk.get("message") or {}
                     content = str(message.get("content") or "")
                     thinking = str(message.get("thinking") or "")
@@ -120,9 +139,17 @@ class LlmService(pb_grpc.LlmServiceServicer):
                         continue
                     if call.time_to_first_token_ms is None:
                         call.time_to_first_token_ms = call.elapsed_ms()
+                        limit.reschedule(overall_end)
                     yield pb.ChatStreamResponse(
                         content=content, thinking=thinking, model=call.model
                     )
+        except TimeoutError:
+            if call.time_to_first_token_ms is None and first_wait < call.timeout:
+                raise OllamaTimeout(
+                    f"first-token timeout: model '{call.model}' produced no token within "
+                    f"{first_wait:g} s (still loading?)"
+                ) from None
+            raise
 
     def _final_event(self, final: dict[str, Any], call: Call) -> pb.ChatStreamResponse:
         call.prompt_tokens = int(final.get("prompt_eval_count") or 0)
@@ -146,8 +173,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
         async with self._calls.track("EMBED", "Embed", context) as call:
             payload = embed_payload(request, self._settings)
             call.model = payload["model"]
-            async with asyncio.timeout(call.timeout):
-                data = await self._ollama.embed(payload, call.timeout)
+            async with self._limiter.slot(call.remaining()), asyncio.timeout(call.remaining()):
+                data = await self._pool.call(lambda c: c.embed(payload, call.remaining()))
             vectors = data.get("embeddings") or []
             if len(vectors) != len(request.input):
                 raise OllamaError(
@@ -169,7 +196,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
         self, request: pb.ListModelsRequest, context: Context
     ) -> pb.ListModelsResponse:
         async with self._calls.track("MODELS", "ListModels", context, counted=False):
-            tags = await self._ollama.tags()
+            tags = await self._pool.call(lambda c: c.tags())
             reply = pb.ListModelsResponse(models=[_model_info(m) for m in tags])
             reply.timestamp.GetCurrentTime()
         return reply
@@ -189,6 +216,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 response_time_ms=health.response_time_ms,
                 missing_models=missing if health.reachable else [],
                 error=health.error,
+                hosts=self._host_status(),
             )
             ollama.last_check.FromDatetime(health.checked_at)
             if not health.reachable:
@@ -204,7 +232,30 @@ class LlmService(pb_grpc.LlmServiceServicer):
     async def Stats(self, request: pb.StatsRequest, context: Context) -> pb.StatsResponse:
         async with self._calls.track("STATS", "Stats", context, counted=False):
             reply = self._stats.snapshot(configuration(self._settings))
+            reply.hosts.extend(self._host_status())
+            reply.running_generations = self._limiter.running
+            reply.queued_generations = self._limiter.queued
+            reply.retries = self._pool.retries
         return reply
+
+    def _host_status(self) -> list[pb.OllamaHost]:
+        last = self._health.monitor.last
+        hosts = []
+        for host in self._pool.hosts:
+            checked = last.host(host.url) if last is not None else None
+            hosts.append(
+                pb.OllamaHost(
+                    url=host.url,
+                    status="up" if host.up else "down",
+                    in_flight=host.in_flight,
+                    requests=host.requests,
+                    failures=host.failures,
+                    last_error=host.last_error,
+                    version=checked.version if checked else "",
+                    response_time_ms=checked.response_time_ms if checked else 0.0,
+                )
+            )
+        return hosts
 
 
 def _model_info(model: dict[str, Any]) -> pb.ModelInfo:

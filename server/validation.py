@@ -27,6 +27,20 @@ def chat_payload(req: pb.ChatRequest, settings: Settings) -> dict[str, Any]:
     """The /api/chat body for ``req``: system prompt, then history, then the message."""
     if not req.message.strip():
         raise InvalidArgument("message must not be empty")
+    limit = settings.max_message_chars
+    if len(req.message) > limit:
+        raise InvalidArgument(
+            f"message is {len(req.message)} characters long; at most {limit} are accepted"
+        )
+    if len(req.history) > settings.max_history:
+        raise InvalidArgument(
+            f"history has {len(req.history)} turns; at most {settings.max_history} are accepted"
+        )
+    total = len(req.system) + sum(len(t.content) + len(t.thinking) for t in req.history)
+    if total > limit * 4:
+        raise InvalidArgument(
+            f"system prompt and history hold {total} characters; at most {limit * 4} are accepted"
+        )
     model = req.model.strip() or settings.default_model
     messages: list[dict[str, str]] = []
     if req.HasField("system") and req.system:
@@ -68,9 +82,18 @@ def chat_payload(req: pb.ChatRequest, settings: Settings) -> dict[str, Any]:
 def embed_payload(req: pb.EmbedRequest, settings: Settings) -> dict[str, Any]:
     if not req.input:
         raise InvalidArgument("input must hold at least one text")
+    if len(req.input) > settings.max_embed_inputs:
+        raise InvalidArgument(
+            f"input holds {len(req.input)} texts; at most {settings.max_embed_inputs} are accepted"
+        )
     for i, text in enumerate(req.input):
         if not text.strip():
             raise InvalidArgument(f"input[{i}] must not be empty")
+        if len(text) > settings.max_message_chars:
+            raise InvalidArgument(
+                f"input[{i}] is {len(text)} characters long; "
+                f"at most {settings.max_message_chars} are accepted"
+            )
     model = req.model.strip() or settings.embedding_model
     return {"model": model, "input": list(req.input)}
 

@@ -184,7 +184,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Configuration(_message.Message):
-    __slots__ = ("ollama_base_url", "max_tokens", "temperature", "top_p", "timeout_seconds", "cache_duration_seconds", "default_model", "embedding_model", "key_models", "log_level")
+    __slots__ = ("ollama_base_url", "max_tokens", "temperature", "top_p", "timeout_seconds", "cache_duration_seconds", "default_model", "embedding_model", "key_models", "log_level", "max_concurrent", "max_queue", "queue_timeout_seconds", "first_token_timeout_seconds", "connect_timeout_seconds", "auth_enabled", "tls_enabled")
     OLLAMA_BASE_URL_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +195,13 @@ class Configuration(_message.Message):
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     KEY_MODELS_FIELD_NUMBER: _ClassVar[int]
     LOG_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_TOKEN_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONNECT_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AUTH_ENABLED_FIELD_NUMBER: _ClassVar[int]
+    TLS_ENABLED_FIELD_NUMBER: _ClassVar[int]
     ollama_base_url: str
     max_tokens: int
     temperature: float
@@ -205,10 +212,37 @@ class Configuration(_message.Message):
     embedding_model: str
     key_models: _containers.RepeatedScalarFieldContainer[str]
     log_level: str
-    def __init__(self, ollama_base_url: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., timeout_seconds: _Optional[float] = ..., cache_duration_seconds: _Optional[float] = ..., default_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., key_models: _Optional[_Iterable[str]] = ..., log_level: _Optional[str] = ...) -> None: ...
+    max_concurrent: int
+    max_queue: int
+    queue_timeout_seconds: float
+    first_token_timeout_seconds: float
+    connect_timeout_seconds: float
+    auth_enabled: bool
+    tls_enabled: bool
+    def __init__(self, ollama_base_url: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., timeout_seconds: _Optional[float] = ..., cache_duration_seconds: _Optional[float] = ..., default_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., key_models: _Optional[_Iterable[str]] = ..., log_level: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., max_queue: _Optional[int] = ..., queue_timeout_seconds: _Optional[float] = ..., first_token_timeout_seconds: _Optional[float] = ..., connect_timeout_seconds: _Optional[float] = ..., auth_enabled: _Optional[bool] = ..., tls_enabled: _Optional[bool] = ...) -> None: ...
+
+class OllamaHost(_message.Message):
+    __slots__ = ("url", "status", "in_flight", "requests", "failures", "last_error", "version", "response_time_ms")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    status: str
+    in_flight: int
+    requests: int
+    failures: int
+    last_error: str
+    version: str
+    response_time_ms: float
+    def __init__(self, url: _Optional[str] = ..., status: _Optional[str] = ..., in_flight: _Optional[int] = ..., requests: _Optional[int] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., version: _Optional[str] = ..., response_time_ms: _Optional[float] = ...) -> None: ...
 
 class OllamaStatus(_message.Message):
-    __slots__ = ("status", "ollama_url", "version", "available_models", "bge_m3_available", "gpt_oss_available", "total_models", "last_check", "response_time_ms", "missing_models", "error")
+    __slots__ = ("status", "ollama_url", "version", "available_models", "bge_m3_available", "gpt_oss_available", "total_models", "last_check", "response_time_ms", "missing_models", "error", "hosts")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     OLLAMA_URL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +254,7 @@ class OllamaStatus(_message.Message):
     RESPONSE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     MISSING_MODELS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
     status: str
     ollama_url: str
     version: str
@@ -231,7 +266,8 @@ class OllamaStatus(_message.Message):
     response_time_ms: float
     missing_models: _containers.RepeatedScalarFieldContainer[str]
     error: str
-    def __init__(self, status: _Optional[str] = ..., ollama_url: _Optional[str] = ..., version: _Optional[str] = ..., available_models: _Optional[_Iterable[str]] = ..., bge_m3_available: _Optional[bool] = ..., gpt_oss_available: _Optional[bool] = ..., total_models: _Optional[int] = ..., last_check: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time_ms: _Optional[float] = ..., missing_models: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+    hosts: _containers.RepeatedCompositeFieldContainer[OllamaHost]
+    def __init__(self, status: _Optional[str] = ..., ollama_url: _Optional[str] = ..., version: _Optional[str] = ..., available_models: _Optional[_Iterable[str]] = ..., bge_m3_available: _Optional[bool] = ..., gpt_oss_available: _Optional[bool] = ..., total_models: _Optional[int] = ..., last_check: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., response_time_ms: _Optional[float] = ..., missing_models: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ...) -> None: ...
 
 class HealthResponse(_message.Message):
     __slots__ = ("status", "ollama", "configuration", "timestamp")
@@ -289,7 +325,7 @@ class Counters(_message.Message):
     def __init__(self, total_requests: _Optional[int] = ..., successful_requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., cancelled_requests: _Optional[int] = ..., failures_by_kind: _Optional[_Mapping[str, int]] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., average_generation_time_ms: _Optional[float] = ..., p50_generation_time_ms: _Optional[float] = ..., p95_generation_time_ms: _Optional[float] = ..., average_time_to_first_token_ms: _Optional[float] = ..., average_tokens_per_second: _Optional[float] = ..., streams: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp")
+    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp", "hosts", "running_generations", "queued_generations", "retries")
     class PerModelEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -312,6 +348,10 @@ class StatsResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     CONFIGURATION_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
     totals: Counters
     per_model: _containers.MessageMap[str, Counters]
     per_method: _containers.MessageMap[str, Counters]
@@ -320,4 +360,8 @@ class StatsResponse(_message.Message):
     uptime_seconds: float
     configuration: Configuration
     timestamp: _timestamp_pb2.Timestamp
-    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    hosts: _containers.RepeatedCompositeFieldContainer[OllamaHost]
+    running_generations: int
+    queued_generations: int
+    retries: int
+    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,161 @@
+"""Several Ollama hosts behind one interface, with failover that never replays output.
+
+A request goes to an up host with the fewest requests in flight. A host that refuses
+the connection or does not accept it in time is marked down and the request moves on to
+the next host: nothing was sent, so nothing can be generated twice. A busy 503 moves on
+too (Ollama generated nothing). Once a stream has started, its host is final.
+
+A down host is skipped until its cool-down has passed and a health check succeeds
+(``mark_checked``). When every host is down, the request is still tried on them in
+turn, so a recovered host is used at once and a dead one fails fast.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+
+from server.errors import LlmError, OllamaBusy, OllamaConnectFailed, OllamaUnavailable
+from server.ollama_client import JsonObject, OllamaClient
+
+T = TypeVar("T")
+
+
+@dataclass
+class Host:
+    url: str
+    client: OllamaClient
+    up: bool = True
+    down_since: float = 0.0
+    in_flight: int = 0
+    requests: int = 0
+    failures: int = 0
+    last_error: str = ""
+
+
+class OllamaPool:
+    def __init__(
+        self,
+        urls: tuple[str, ...],
+        *,
+        timeout: float,
+        connect_timeout: float,
+        cooldown: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.hosts = [
+            Host(
+                u,
+                OllamaClient(
+                    u, timeout=timeout, connect_timeout=connect_timeout, transport=transport
+                ),
+            )
+            for u in urls
+        ]
+        self._cooldown = cooldown
+        self.retries = 0
+
+    async def aclose(self) -> None:
+        for host in self.hosts:
+            await host.client.aclose()
+
+    def candidates(self) -> list[Host]:
+        up = sorted((h for h in self.hosts if h.up), key=lambda h: h.in_flight)
+        down = sorted((h for h in self.hosts if not h.up), key=lambda h: h.down_since)
+        return up + down
+
+    def mark_down(self, host: Host, error: str) -> None:
+        if host.up:
+            host.up = False
+            host.down_since = time.monotonic()
+        host.last_error = error
+
+    def mark_checked(self, host: Host, healthy: bool, error: str = "") -> None:
+        """A health check's verdict: a down host returns after its cool-down."""
+        if not healthy:
+            self.mark_down(host, error)
+        elif not host.up and time.monotonic() - host.down_since >= self._cooldown:
+            host.up = True
+            host.last_error = ""
+
+    async def call(self, work: Callable[[OllamaClient], Awaitable[T]]) -> T:
+        """Runs ``work`` on the best host, moving on while nothing was generated."""
+        errors: list[LlmError] = []
+        for i, host in enumerate(self.candidates()):
+            if i:
+                self.retries += 1
+            host.in_flight += 1
+            host.requests += 1
+            try:
+                result = await work(host.client)
+            except (OllamaConnectFailed, OllamaBusy) as exc:
+                self._failed(host, exc)
+                errors.append(exc)
+                continue
+            except LlmError as exc:
+                self._failed(host, exc)
+                raise
+            finally:
+                host.in_flight -= 1
+            host.up = True
+            return result
+        raise _all_failed(errors)
+
+    @asynccontextmanager
+    async def chat_stream(
+        self, payload: JsonObject, timeout: float
+    ) -> AsyncIterator[AsyncGenerator[JsonObject]]:
+        """Opens a streamed chat on the best host (failing over only before the first
+        byte) and yields its chunks; leaving the block closes the upstream request."""
+        errors: list[LlmError] = []
+        model = str(payload.get("model", ""))
+        for i, host in enumerate(self.candidates()):
+            if i:
+                self.retries += 1
+            host.in_flight += 1
+            host.requests += 1
+            try:
+                try:
+                    response = await host.client.open_chat_stream(payload, timeout)
+                except (OllamaConnectFailed, OllamaBusy) as exc:
+                    self._failed(host, exc)
+                    errors.append(exc)
+                    continue
+                except LlmError as exc:
+                    self._failed(host, exc)
+                    raise
+                host.up = True
+                chunks = host.client.chunks(response, model, timeout)
+                try:
+                    yield chunks
+                except LlmError as exc:
+                    self._failed(host, exc)
+                    raise
+                finally:
+                    await chunks.aclose()
+                    await response.aclose()
+                return
+            finally:
+                host.in_flight -= 1
+        raise _all_failed(errors)
+
+    def _failed(self, host: Host, exc: LlmError) -> None:
+        host.failures += 1
+        host.last_error = exc.message
+        if isinstance(exc, OllamaConnectFailed):
+            self.mark_down(host, exc.message)
+
+
+def _all_failed(errors: list[LlmError]) -> LlmError:
+    if len(errors) == 1:
+        return errors[0]
+    if errors and all(isinstance(e, OllamaBusy) for e in errors):
+        return OllamaBusy("every Ollama host is busy: " + "; ".join(e.message for e in errors))
+    return OllamaUnavailable(
+        "no Ollama host could take the request: " + "; ".join(e.message for e in errors)
+    )
