@@ -9,7 +9,7 @@ import grpc
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from server.errors import ERROR_CODE_KEY, code_from_metadata, http_status
+from server.errors import ERROR_CODE_KEY, RETRY_AFTER_KEY, code_from_metadata, http_status
 
 
 class ShimError(Exception):
@@ -48,10 +48,21 @@ def _from_service(exc: grpc.aio.AioRpcError) -> bool:
     return any(key == ERROR_CODE_KEY for key, _ in _metadata(exc))
 
 
+def rpc_error_headers(exc: grpc.aio.AioRpcError, status: int) -> dict[str, str]:
+    """Retry-After on 429/503 (the server's hint when it gave one), and the
+    WWW-Authenticate challenge on 401."""
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if status in (429, 503):
+        hint = next((v for k, v in _metadata(exc) if k == RETRY_AFTER_KEY), "1")
+        seconds = hint.decode() if isinstance(hint, bytes) else hint
+        return {"Retry-After": str(max(1, round(float(seconds))))}
+    return {}
+
+
 def rpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
     status, code, detail = rpc_error_parts(exc)
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
-    return error_response(status, code, detail, headers)
+    return error_response(status, code, detail, rpc_error_headers(exc, status))
 
 
 async def shim_error_handler(request: Request, exc: Exception) -> JSONResponse:

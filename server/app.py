@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 
 import grpc
 import httpx
@@ -13,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from server.auth import ApiKeyInterceptor, KeyChecker
 from server.config import Settings
 from server.health import OllamaHealthServicer, OllamaMonitor
 from server.hosts import OllamaPool
@@ -44,7 +46,20 @@ class LlmServer:
         self.monitor = OllamaMonitor(self.pool, settings)
         self.health = OllamaHealthServicer(self.monitor)
         self.service = LlmService(settings, self.pool, self.limiter, self.health, self.stats)
-        self._server = grpc.aio.server()
+        interceptors = []
+        if settings.api_keys:
+            interceptors.append(ApiKeyInterceptor(KeyChecker(settings.api_keys)))
+        self._server = grpc.aio.server(
+            interceptors=interceptors,
+            options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
+        )
+        self._credentials: grpc.ServerCredentials | None = None
+        if settings.tls_cert:
+            key = Path(settings.tls_key).read_bytes()
+            cert = Path(settings.tls_cert).read_bytes()
+            self._credentials = grpc.ssl_server_credentials([(key, cert)])
+        # Where an in-process REST shim reaches this server (plaintext, loopback only).
+        self.local_port = 0
         self._watch: asyncio.Task[None] | None = None
         self.port = 0
 
@@ -61,7 +76,12 @@ class LlmServer:
         bind_host = self.settings.host if host is None else host
         bind_port = self.settings.grpc_port if port is None else port
         address = f"[{bind_host}]:{bind_port}" if ":" in bind_host else f"{bind_host}:{bind_port}"
-        self.port = self._server.add_insecure_port(address)
+        if self._credentials is not None:
+            self.port = self._server.add_secure_port(address, self._credentials)
+            self.local_port = self._server.add_insecure_port("127.0.0.1:0")
+        else:
+            self.port = self._server.add_insecure_port(address)
+            self.local_port = self.port
         await self._server.start()
         self._watch = asyncio.create_task(
             self.health.watch_ollama(self.settings.cache_duration), name="ollama-health-watch"

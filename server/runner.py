@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from dataclasses import replace
 
 import uvicorn
@@ -54,20 +54,23 @@ async def run_grpc(settings: Settings, with_rest: bool) -> int:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     server = LlmServer(settings)
-    port = await server.start()
+    await server.start()
     rest: uvicorn.Server | None = None
     rest_task: asyncio.Task[None] | None = None
     if with_rest:
-        target = f"127.0.0.1:{port}"
+        target = f"127.0.0.1:{server.local_port}"
         rest = rest_server(_with_target(settings, target))
         rest_task = asyncio.create_task(rest.serve())
     await stop.wait()
     log.info("shutting down: draining for up to %g s", settings.shutdown_grace)
+    # Probes see NOT_SERVING at once; both faces stop taking new work and give what is
+    # in flight (streams included) the grace period, side by side.
     await server.health.enter_graceful_shutdown()
+    draining: list[Awaitable[None]] = [server.stop(settings.shutdown_grace)]
     if rest is not None and rest_task is not None:
         rest.should_exit = True
-        await rest_task
-    await server.stop(settings.shutdown_grace)
+        draining.append(rest_task)
+    await asyncio.gather(*draining)
     log.info("stopped")
     return 0
 

@@ -1,0 +1,103 @@
+"""API keys for the gRPC face (and, through the shim, the REST face).
+
+Off unless keys are configured. Then every RPC needs ``authorization: Bearer <key>``
+metadata, except the probes: grpc.health.v1, LlmService/Health and server reflection.
+Keys are compared as SHA-256 digests in constant time, against every configured key,
+and never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from server.errors import ERROR_CODE_KEY
+
+OPEN_METHODS = frozenset(
+    {
+        "/grpc.health.v1.Health/Check",
+        "/grpc.health.v1.Health/Watch",
+        "/llm.v1.LlmService/Health",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    }
+)
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+class KeyChecker:
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self._digests = [_digest(k) for k in keys]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._digests)
+
+    def allows(self, authorization: str | None) -> bool:
+        """Whether an ``Authorization`` value carries one of the keys."""
+        if not self._digests:
+            return True
+        scheme, _, token = (authorization or "").partition(" ")
+        candidate = _digest(token.strip())
+        matched = False
+        for digest in self._digests:  # no early exit: the same work for every key
+            matched |= hmac.compare_digest(candidate, digest)
+        return matched and scheme.lower() == "bearer"
+
+
+if TYPE_CHECKING:
+    Handler = grpc.RpcMethodHandler[Any, Any]
+    Interceptor = grpc.aio.ServerInterceptor[Any, Any]
+else:
+    Handler = grpc.RpcMethodHandler
+    Interceptor = grpc.aio.ServerInterceptor
+
+DENIED = "missing or invalid API key: send 'authorization: Bearer <key>'"
+
+
+async def _deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await context.abort(
+        grpc.StatusCode.UNAUTHENTICATED,
+        DENIED,
+        trailing_metadata=((ERROR_CODE_KEY, "unauthenticated"),),
+    )
+
+
+class ApiKeyInterceptor(Interceptor):
+    def __init__(self, checker: KeyChecker) -> None:
+        self._checker = checker
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method in OPEN_METHODS:
+            return handler
+        auth = None
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                auth = value if isinstance(value, str) else value.decode(errors="replace")
+        if self._checker.allows(auth):
+            return handler
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                _deny,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            _deny,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
