@@ -24,6 +24,7 @@ class GenerationLimiter:
         self.queue_timeout = queue_timeout
         self._free = max_concurrent
         self._waiters: list[asyncio.Future[None]] = []
+        self._watchers: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
     def running(self) -> int:
@@ -58,6 +59,7 @@ class GenerationLimiter:
             )
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
+        self._notify()
         try:
             async with asyncio.timeout(timeout):
                 await waiter
@@ -76,6 +78,24 @@ class GenerationLimiter:
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
+
+    async def wait_until_queued(self, count: int) -> None:
+        """Returns once ``count`` requests wait for a slot (for operators' tooling and
+        tests that need a full queue)."""
+        if self.queued >= count:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._watchers.append((count, future))
+        await future
+
+    def _notify(self) -> None:
+        still = []
+        for count, future in self._watchers:
+            if self.queued >= count and not future.done():
+                future.set_result(None)
+            elif not future.done():
+                still.append((count, future))
+        self._watchers = still
 
     def _release(self) -> None:
         """Hands the slot to the oldest waiter still waiting, or frees it."""
