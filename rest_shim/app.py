@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 import grpc
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,6 +19,7 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from rest_shim import routes
 from rest_shim.backend import Backend
 from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
+from rest_shim.openai_compat import openai_routes
 from rest_shim.openapi import docs_page, openapi_document
 from server.config import Settings
 
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/stats", routes.stats, methods=["GET"]),
             Route("/openapi.json", openapi_route, methods=["GET"]),
             Route("/docs", docs_route, methods=["GET"]),
+            *openai_routes(),
         ],
         exception_handlers={
             ShimError: shim_error_handler,
@@ -77,6 +81,24 @@ def create_app(settings: Settings) -> Starlette:
             HTTPException: http_error_handler,
             Exception: internal_error_handler,
         },
+        middleware=_middleware(settings),
         lifespan=lifespan,
     )
     return app
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    """CORS only when origins are configured: explicit origins, no credentials."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    ]

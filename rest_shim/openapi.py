@@ -15,6 +15,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from starlette.responses import HTMLResponse
 
 from generated.llm.v1 import llm_service_pb2 as pb
+from rest_shim.openai_openapi import openai_paths, openai_schemas
 
 Schema = dict[str, Any]
 
@@ -239,8 +240,9 @@ def openapi_document() -> dict[str, Any]:
             "/chat/stream": {"post": stream},
             "/embeddings": {"post": _operation("Embed texts", "EmbedReply", "EmbedRequest")},
             "/stats": {"get": _operation("Counters since start", "StatsReply")},
+            **openai_paths(),
         },
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": {**_schemas(), **openai_schemas()}},
     }
 
 
