@@ -19,7 +19,7 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from rest_shim import routes
 from rest_shim.backend import Backend
 from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
-from rest_shim.openai_compat import openai_routes
+from rest_shim.openai_compat import openai_error, openai_routes
 from rest_shim.openapi import docs_page, openapi_document
 from server.config import Settings
 
@@ -36,7 +36,12 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
         detail = f"no route {request.url.path}"
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
-    return error_response(exc.status_code, code, detail, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if request.url.path.startswith("/v1/"):  # OpenAI-style callers read OpenAI's shape
+        response = openai_error(exc.status_code, str(detail), code)
+        response.headers.update(headers)
+        return response
+    return error_response(exc.status_code, code, detail, headers)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:

@@ -30,6 +30,9 @@ ENDPOINTS = {
     "readyz": "/readyz",
     "openapi": "/openapi.json",
     "docs": "/docs",
+    "openai_chat_completions": "/v1/chat/completions",
+    "openai_models": "/v1/models",
+    "openai_embeddings": "/v1/embeddings",
 }
 
 

@@ -518,3 +518,13 @@ async def test_openapi_document_lists_the_openai_routes(rest: httpx.AsyncClient)
     request = schemas["OpenAIChatRequest"]
     assert {"messages", "response_format", "reasoning_effort"} <= set(request["properties"])
     assert "OpenAIError" in schemas
+
+
+async def test_unknown_v1_path_answers_in_openai_shape(rest: httpx.AsyncClient) -> None:
+    r = await rest.get("/v1/nowhere")
+    assert r.status_code == 404
+    assert r.json()["error"]["type"] == "not_found_error"
+    wrong = await rest.get("/v1/chat/completions")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["message"]
+    assert "POST" in wrong.headers["allow"]

