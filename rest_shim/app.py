@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -19,9 +20,11 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from rest_shim import routes
 from rest_shim.backend import Backend
 from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
+from rest_shim.middleware import HttpMetrics, RequestContext
 from rest_shim.openai_compat import openai_error, openai_routes
 from rest_shim.openapi import docs_page, openapi_document
 from server.config import Settings
+from server.metrics import Metrics
 
 log = logging.getLogger("llm.rest")
 
@@ -57,7 +60,18 @@ async def docs_route(request: Request) -> Response:
     return docs_page(openapi_document())
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, server_metrics: Metrics | None = None) -> Starlette:
+    """The REST face. ``server_metrics``: the gRPC server's metrics when it runs in the
+    same process, served on /metrics next to the REST face's own (distinct names, so
+    nothing is counted twice)."""
+    http_metrics = HttpMetrics()
+
+    async def metrics_route(request: Request) -> Response:
+        body = generate_latest(http_metrics.registry)
+        if server_metrics is not None:
+            body = server_metrics.exposition() + body
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
@@ -78,6 +92,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/stats", routes.stats, methods=["GET"]),
             Route("/openapi.json", openapi_route, methods=["GET"]),
             Route("/docs", docs_route, methods=["GET"]),
+            Route("/metrics", metrics_route, methods=["GET"]),
             *openai_routes(),
         ],
         exception_handlers={
@@ -89,6 +104,8 @@ def create_app(settings: Settings) -> Starlette:
         middleware=_middleware(settings),
         lifespan=lifespan,
     )
+    routes_seen = [r for r in app.routes if isinstance(r, Route)]
+    app.add_middleware(RequestContext, routes=routes_seen, metrics=http_metrics)
     return app
 
 

@@ -8,6 +8,7 @@ from starlette.requests import Request
 
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from server.config import Settings
+from server.logs import REQUEST_ID_HEADER
 
 # Extra seconds past OLLAMA_TIMEOUT, so the server's own timeout (with its clearer
 # message) fires before the shim's gRPC deadline does.
@@ -32,6 +33,9 @@ def backend(request: Request) -> Backend:
 
 
 def metadata(request: Request) -> tuple[tuple[str, str], ...]:
-    """gRPC metadata passed through from the HTTP request."""
+    """gRPC metadata passed through from the HTTP request: the caller's credentials and
+    the request id (so the server's log lines carry the same id)."""
+    rid: str = request.scope.get("state", {}).get("request_id", "")
+    pairs = ((REQUEST_ID_HEADER, rid),) if rid else ()
     auth = request.headers.get("authorization")
-    return (("authorization", auth),) if auth else ()
+    return (*pairs, ("authorization", auth)) if auth else pairs

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     from server.runner import run_grpc
 
     return asyncio.run(run_grpc(settings, with_rest=args.with_rest))

@@ -19,6 +19,7 @@ from server.config import Settings
 from server.health import OllamaHealthServicer, OllamaMonitor
 from server.hosts import OllamaPool
 from server.limiter import GenerationLimiter
+from server.metrics import Metrics, live_collector
 from server.service import LlmService
 from server.stats import StatsRecorder
 
@@ -45,7 +46,18 @@ class LlmServer:
         self.stats = StatsRecorder()
         self.monitor = OllamaMonitor(self.pool, settings)
         self.health = OllamaHealthServicer(self.monitor)
-        self.service = LlmService(settings, self.pool, self.limiter, self.health, self.stats)
+        self.metrics = Metrics(self._known_models)
+        self.metrics.watch(
+            live_collector(
+                running=lambda: self.limiter.running,
+                waiting=lambda: self.limiter.queued,
+                hosts=lambda: [(h.url, h.up, h.in_flight) for h in self.pool.hosts],
+                retries=lambda: self.pool.retries,
+            )
+        )
+        self.service = LlmService(
+            settings, self.pool, self.limiter, self.health, self.stats, self.metrics
+        )
         interceptors = []
         if settings.api_keys:
             interceptors.append(ApiKeyInterceptor(KeyChecker(settings.api_keys)))
@@ -62,6 +74,12 @@ class LlmServer:
         self.local_port = 0
         self._watch: asyncio.Task[None] | None = None
         self.port = 0
+
+    def _known_models(self) -> set[str]:
+        """Model names that may appear as metric labels: Ollama's and the defaults."""
+        last = self.monitor.last
+        known = set(last.models) if last is not None else set()
+        return known | {self.settings.default_model, self.settings.embedding_model}
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Bind and start serving; returns the bound port (useful with port 0)."""

@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 
 from server.errors import ERROR_CODE_KEY, RETRY_AFTER_KEY, LlmError, OllamaTimeout, Overloaded
+from server.logs import REQUEST_ID_HEADER, new_request_id, request_id
+from server.metrics import Metrics
 from server.stats import Outcome, RequestRecord, StatsRecorder
 
 log = logging.getLogger("llm.requests")
@@ -39,6 +41,7 @@ class Call:
     tokens_per_second: float | None = None
     # Whether the model is known to exist: unknown names are folded in the stats.
     model_known: bool = True
+    request_id: str = "-"
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -49,8 +52,9 @@ class Call:
 
 
 class CallTracker:
-    def __init__(self, stats: StatsRecorder, timeout: float) -> None:
+    def __init__(self, stats: StatsRecorder, metrics: Metrics, timeout: float) -> None:
         self._stats = stats
+        self._metrics = metrics
         self._timeout = timeout
 
     def deadline(self, context: Context) -> float:
@@ -66,10 +70,12 @@ class CallTracker:
         self, category: str, method: str, context: Context, *, counted: bool = True
     ) -> AsyncIterator[Call]:
         call = Call(category, method, time.perf_counter(), self.deadline(context))
+        call.request_id = _request_id(context)
+        token = request_id.set(call.request_id)
         try:
             yield call
         except asyncio.CancelledError:
-            self._finish(call, Outcome.CANCELLED, "cancelled", counted)
+            self._finish(call, Outcome.CANCELLED, "cancelled", counted, status="CANCELLED")
             raise
         except LlmError as exc:
             await self._abort(call, exc, context, counted)
@@ -81,61 +87,88 @@ class CallTracker:
             await self._abort(call, timeout, context, counted)
         except Exception:
             log.exception("%s %s failed unexpectedly", call.category, call.method)
-            self._finish(call, Outcome.FAILURE, "internal", counted)
+            self._finish(call, Outcome.FAILURE, "internal", counted, status="INTERNAL")
             await context.abort(
                 grpc.StatusCode.INTERNAL,
                 "internal error",
-                trailing_metadata=((ERROR_CODE_KEY, "internal"),),
+                trailing_metadata=(
+                    (ERROR_CODE_KEY, "internal"),
+                    (REQUEST_ID_HEADER, call.request_id),
+                ),
             )
         else:
             self._finish(call, Outcome.SUCCESS, "", counted)
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, call.request_id),))
+        finally:
+            request_id.reset(token)
 
     async def _abort(self, call: Call, exc: LlmError, context: Context, counted: bool) -> None:
         if exc.code in ("invalid_argument", "model_not_found"):
             call.model_known = False
-        self._finish(call, Outcome.FAILURE, exc.code, counted, detail=exc.message)
-        trailers: tuple[tuple[str, str], ...] = ((ERROR_CODE_KEY, exc.code),)
+        self._finish(
+            call, Outcome.FAILURE, exc.code, counted, detail=exc.message, status=exc.grpc_code.name
+        )
+        trailers: tuple[tuple[str, str], ...] = (
+            (ERROR_CODE_KEY, exc.code),
+            (REQUEST_ID_HEADER, call.request_id),
+        )
         if isinstance(exc, Overloaded):
             trailers += ((RETRY_AFTER_KEY, f"{exc.retry_after:g}"),)
         await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailers)
 
     def _finish(
-        self, call: Call, outcome: Outcome, code: str, counted: bool, detail: str = ""
+        self,
+        call: Call,
+        outcome: Outcome,
+        code: str,
+        counted: bool,
+        detail: str = "",
+        status: str = "OK",
     ) -> None:
         ms = call.elapsed_ms()
         if counted:
-            self._stats.record(
-                RequestRecord(
-                    method=call.method,
-                    model=call.model if call.model_known else "",
-                    outcome=outcome,
-                    duration_ms=ms,
-                    error_code=code,
-                    prompt_tokens=call.prompt_tokens,
-                    response_tokens=call.response_tokens,
-                    stream=call.stream,
-                    time_to_first_token_ms=call.time_to_first_token_ms,
-                    tokens_per_second=call.tokens_per_second,
-                )
+            record = RequestRecord(
+                method=call.method,
+                model=call.model if call.model_known else "",
+                outcome=outcome,
+                duration_ms=ms,
+                error_code=code,
+                prompt_tokens=call.prompt_tokens,
+                response_tokens=call.response_tokens,
+                stream=call.stream,
+                time_to_first_token_ms=call.time_to_first_token_ms,
+                tokens_per_second=call.tokens_per_second,
             )
-        level = logging.INFO if outcome is not Outcome.FAILURE else logging.WARNING
-        if code in ("invalid_argument",):
-            level = logging.INFO
-        parts = [
-            call.category,
-            call.method,
-            f"model={call.model or '-'}",
-            f"outcome={outcome.value}",
-            f"ms={ms:.1f}",
-        ]
+            self._stats.record(record)
+            self._metrics.observe(record, status)
+        fields: dict[str, object] = {
+            "category": call.category,
+            "method": call.method,
+            "request_id": call.request_id,
+            "model": call.model or "-",
+            "outcome": outcome.value,
+            "ms": round(ms, 1),
+        }
         if call.prompt_tokens or call.response_tokens:
-            parts.append(f"tokens={call.prompt_tokens}+{call.response_tokens}")
+            fields["prompt_tokens"] = call.prompt_tokens
+            fields["response_tokens"] = call.response_tokens
         if call.time_to_first_token_ms is not None:
-            parts.append(f"ttft_ms={call.time_to_first_token_ms:.1f}")
+            fields["ttft_ms"] = round(call.time_to_first_token_ms, 1)
         if call.tokens_per_second is not None:
-            parts.append(f"tok_s={call.tokens_per_second:.1f}")
+            fields["tokens_per_second"] = round(call.tokens_per_second, 1)
         if code:
-            parts.append(f"code={code}")
+            fields["code"] = code
         if detail:
-            parts.append(f"detail={detail!r}")
-        log.log(level, " ".join(parts))
+            fields["detail"] = detail
+        failed = outcome is Outcome.FAILURE and code != "invalid_argument"
+        level = logging.WARNING if failed else logging.INFO
+        log.log(
+            level, "%s %s %s", call.category, call.method, outcome.value, extra={"fields": fields}
+        )
+
+
+def _request_id(context: Context) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID_HEADER:
+            return new_request_id(value if isinstance(value, str) else value.decode())
+    return new_request_id()

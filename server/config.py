@@ -56,6 +56,8 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     cors_origins: tuple[str, ...] = ()
+    log_format: str = "text"
+    metrics_port: int = 0
 
     @property
     def ollama_urls(self) -> tuple[str, ...]:
@@ -100,6 +102,8 @@ class Settings:
             tls_cert=r.get("GRPC_TLS_CERT", d.tls_cert, _readable_file),
             tls_key=r.get("GRPC_TLS_KEY", d.tls_key, _readable_file),
             cors_origins=r.get("CORS_ORIGINS", d.cors_origins, _origins),
+            log_format=r.get("LOG_FORMAT", d.log_format, _log_format),
+            metrics_port=r.get("METRICS_PORT", d.metrics_port, _optional_port),
         )
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
@@ -200,6 +204,18 @@ def _log_level(raw: str) -> str:
     if value not in LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
     return value
+
+
+def _log_format(raw: str) -> str:
+    value = raw.lower()
+    if value not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return value
+
+
+def _optional_port(raw: str) -> int:
+    """A port, or 0 for off."""
+    return 0 if raw == "0" else _port(raw)
 
 
 def _bool(raw: str) -> bool:

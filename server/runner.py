@@ -15,10 +15,12 @@ from collections.abc import Awaitable, Generator
 from dataclasses import replace
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from rest_shim.app import create_app
 from server.app import LlmServer
 from server.config import Settings
+from server.metrics import Metrics
 
 log = logging.getLogger("llm.runner")
 
@@ -31,9 +33,9 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def rest_server(settings: Settings) -> uvicorn.Server:
+def rest_server(settings: Settings, server_metrics: Metrics | None = None) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, server_metrics),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -55,11 +57,13 @@ async def run_grpc(settings: Settings, with_rest: bool) -> int:
     _stop_on_signals(stop)
     server = LlmServer(settings)
     await server.start()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, settings.host, registry=server.metrics.registry)
     rest: uvicorn.Server | None = None
     rest_task: asyncio.Task[None] | None = None
     if with_rest:
         target = f"127.0.0.1:{server.local_port}"
-        rest = rest_server(_with_target(settings, target))
+        rest = rest_server(_with_target(settings, target), server.metrics)
         rest_task = asyncio.create_task(rest.serve())
     await stop.wait()
     log.info("shutting down: draining for up to %g s", settings.shutdown_grace)

@@ -15,6 +15,7 @@ from server.errors import OllamaError, OllamaTimeout
 from server.health import OllamaHealthServicer, has_model
 from server.hosts import OllamaPool
 from server.limiter import GenerationLimiter
+from server.metrics import Metrics
 from server.stats import StatsRecorder
 from server.validation import chat_payload, embed_payload
 
@@ -69,13 +70,14 @@ class LlmService(pb_grpc.LlmServiceServicer):
         limiter: GenerationLimiter,
         health: OllamaHealthServicer,
         stats: StatsRecorder,
+        metrics: Metrics,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._limiter = limiter
         self._health = health
         self._stats = stats
-        self._calls = CallTracker(stats, settings.timeout)
+        self._calls = CallTracker(stats, metrics, settings.timeout)
 
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:
         async with self._calls.track("CHAT", "Chat", context) as call:

@@ -218,7 +218,7 @@ async def test_counters_add_up_after_a_mixed_fault_run(
     for s in streams:
         s.cancel()
     accepted = 6 + 3 + 1 + 1
-    await asyncio.wait_for(stack.server.stats.wait_for_total(accepted - 1), timeout=10)
+    await asyncio.wait_for(stack.server.stats.wait_for_total(accepted - 1), timeout=30)
     t = (await stack.stub.Stats(pb.StatsRequest())).totals
     assert t.total_requests >= accepted - 1
     assert t.total_requests == t.successful_requests + t.failed_requests + t.cancelled_requests
