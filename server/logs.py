@@ -72,10 +72,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str, fmt: str = "text", stream: IO[str] | None = None) -> None:
+def make_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_RequestIdFilter())
+    return handler
+
+
+def configure_logging(level: str, fmt: str = "text", stream: IO[str] | None = None) -> None:
+    handler = make_handler(fmt, stream)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -63,6 +63,8 @@ class Metrics:
     def __init__(self, known_models: Callable[[], set[str]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._known = known_models
+        # Models that answered: real names, so bounded by what Ollama has.
+        self._answered: set[str] = set()
         r = self.registry
         self.requests = Counter(
             "llm_requests",
@@ -110,12 +112,16 @@ class Metrics:
     def label(self, model: str) -> str:
         if not model:
             return OTHER
+        if model in self._answered:
+            return model
         known = self._known()
         if model in known or f"{model}:latest" in known:
             return model
         return OTHER
 
     def observe(self, r: RequestRecord, code: str) -> None:
+        if r.outcome is Outcome.SUCCESS and r.model:
+            self._answered.add(r.model)
         model = self.label(r.model)
         self.requests.labels(r.method, model, r.outcome.value, code).inc()
         if r.outcome is Outcome.CANCELLED:

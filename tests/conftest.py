@@ -84,8 +84,8 @@ def start_shim() -> Iterator[Callable[..., str]]:
     """Serves the REST shim over HTTP in its own thread; returns its base URL."""
     servers: list[ThreadedServer] = []
 
-    def start(settings: Settings) -> str:
-        server = ThreadedServer(create_app(settings))
+    def start(settings: Settings, **options: Any) -> str:
+        server = ThreadedServer(create_app(settings, **options))
         server.start()
         servers.append(server)
         return server.url
