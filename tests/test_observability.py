@@ -177,7 +177,8 @@ async def test_grpc_request_id_in_trailing_metadata(stack: Stack) -> None:
     assert ("x-request-id", "abc-1") in tuple(await call.trailing_metadata())
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.stub.Chat(pb.ChatRequest(message=""), metadata=(("x-request-id", "abc-2"),))
-    assert ("x-request-id", "abc-2") in tuple(err.value.trailing_metadata())
+    trailers: tuple[tuple[str, str], ...] = tuple(err.value.trailing_metadata())  # type: ignore[arg-type]
+    assert ("x-request-id", "abc-2") in trailers
 
 
 async def test_json_logs_parse_and_hold_no_prompt_at_info(
