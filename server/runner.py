@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Generator
+from collections.abc import Generator
 from dataclasses import replace
 
 import uvicorn
@@ -52,30 +52,54 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+async def _serve_rest(rest: uvicorn.Server, stop: asyncio.Event) -> int:
+    """Serves the REST face; if it cannot start (port taken...) or ends on its own, the
+    whole process stops, with one log line instead of uvicorn's SystemExit traceback."""
+    try:
+        await rest.serve()
+    except SystemExit as exc:
+        log.error("the REST face could not start on %s:%d", rest.config.host, rest.config.port)
+        stop.set()
+        return int(exc.code or 1)
+    if not stop.is_set():
+        log.error("the REST face stopped on its own")
+        stop.set()
+        return 1
+    return 0
+
+
 async def run_grpc(settings: Settings, with_rest: bool) -> int:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     server = LlmServer(settings)
-    await server.start()
+    try:
+        await server.start()
+    except RuntimeError as exc:  # grpc cannot bind the port
+        log.error("the gRPC server could not start on port %d: %s", settings.grpc_port, exc)
+        await server.stop(0)
+        return 1
     if settings.metrics_port:
         start_http_server(settings.metrics_port, settings.host, registry=server.metrics.registry)
     rest: uvicorn.Server | None = None
-    rest_task: asyncio.Task[None] | None = None
+    rest_task: asyncio.Task[int] | None = None
     if with_rest:
         target = f"127.0.0.1:{server.local_port}"
         rest = rest_server(_with_target(settings, target), server.metrics)
-        rest_task = asyncio.create_task(rest.serve())
+        rest_task = asyncio.create_task(_serve_rest(rest, stop))
     await stop.wait()
     log.info("shutting down: draining for up to %g s", settings.shutdown_grace)
     # Probes see NOT_SERVING at once; both faces stop taking new work and give what is
     # in flight (streams included) the grace period, side by side.
     await server.health.enter_graceful_shutdown()
-    draining: list[Awaitable[None]] = [server.stop(settings.shutdown_grace)]
-    if rest is not None and rest_task is not None:
+    if rest is not None:
         rest.should_exit = True
-        draining.append(rest_task)
-    await asyncio.gather(*draining)
+    rest_code = rest_task if rest_task is not None else _zero()
+    code, _ = await asyncio.gather(rest_code, server.stop(settings.shutdown_grace))
     log.info("stopped")
+    return code
+
+
+async def _zero() -> int:
     return 0
 
 
@@ -83,11 +107,10 @@ async def run_rest(settings: Settings) -> int:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     rest = rest_server(settings)
-    task = asyncio.create_task(rest.serve())
+    task = asyncio.create_task(_serve_rest(rest, stop))
     await stop.wait()
     rest.should_exit = True
-    await task
-    return 0
+    return await task
 
 
 def _with_target(settings: Settings, target: str) -> Settings:

@@ -183,3 +183,21 @@ async def _rest_of(
 ) -> AsyncIterator[pb.ChatStreamResponse]:
     while isinstance(event := await stream.read(), pb.ChatStreamResponse):
         yield event
+
+
+async def test_rest_port_taken_stops_with_a_clear_line(emulator: Emulator) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        env = {
+            "OLLAMA_BASE_URL": emulator.url,
+            "HOST": "127.0.0.1",
+            "PORT": str(taken.getsockname()[1]),
+            "GRPC_PORT": str(free_port()),
+        }
+        svc = Service(["server", "--with-rest"], env)
+        code = await svc.exit_code()
+    out = svc.output()
+    assert code != 0
+    assert "could not start" in out
+    assert "Traceback" not in out
