@@ -210,6 +210,11 @@ def _operation(
     return op
 
 
+def _text(summary: str, media_type: str) -> Schema:
+    content = {media_type: {"schema": {"type": "string"}}}
+    return {"summary": summary, "responses": {"200": {"description": "OK", "content": content}}}
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     sse = {"text/event-stream": {"schema": {"type": "string"}}}
@@ -240,6 +245,9 @@ def openapi_document() -> dict[str, Any]:
             "/chat/stream": {"post": stream},
             "/embeddings": {"post": _operation("Embed texts", "EmbedReply", "EmbedRequest")},
             "/stats": {"get": _operation("Counters since start", "StatsReply")},
+            "/metrics": {"get": _text("Prometheus metrics", "text/plain")},
+            "/openapi.json": {"get": _operation("This document", "Object")},
+            "/docs": {"get": _text("This document as a page", "text/html")},
             **openai_paths(),
         },
         "components": {"schemas": {**_schemas(), **openai_schemas()}},
