@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from starlette.requests import Request
@@ -15,6 +16,8 @@ from rest_shim.backend import PROBE_DEADLINE, Backend, backend, metadata
 from rest_shim.errors import ShimError, error_response, rpc_error_parts
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.sse import stream_chat
+
+T = TypeVar("T")
 
 SERVICE_NAME = "vllm-ollama-integration"
 SERVICE_VERSION = "2.0.0"
@@ -138,11 +141,7 @@ async def chat(request: Request) -> Response:
     if stream:
         return await stream_chat(request, b, rpc_request)
     call = b.stub.Chat(rpc_request, timeout=b.deadline, metadata=metadata(request))
-    try:
-        reply = await unless_disconnected(request.receive, call)
-    except ClientDisconnected:
-        return error_response(499, "cancelled", "the client closed the request")
-    return JSONResponse(mapping.chat_reply(reply))
+    return await _answer(request, call, mapping.chat_reply)
 
 
 async def chat_stream(request: Request) -> Response:
@@ -159,8 +158,15 @@ async def embeddings(request: Request) -> Response:
     except mapping.BodyShapeError as exc:
         raise _shape(exc) from None
     call = b.stub.Embed(rpc_request, timeout=b.deadline, metadata=metadata(request))
+    return await _answer(request, call, mapping.embed_reply)
+
+
+async def _answer(
+    request: Request, call: Awaitable[T], shape: Callable[[T], dict[str, Any]]
+) -> Response:
+    """The RPC's reply as JSON; the RPC is cancelled if the client leaves first."""
     try:
         reply = await unless_disconnected(request.receive, call)
     except ClientDisconnected:
         return error_response(499, "cancelled", "the client closed the request")
-    return JSONResponse(mapping.embed_reply(reply))
+    return JSONResponse(shape(reply))
