@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import grpc
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -65,6 +65,8 @@ def create_app(settings: Settings, server_metrics: Metrics | None = None) -> Sta
     same process, served on /metrics next to the REST face's own (distinct names, so
     nothing is counted twice)."""
     http_metrics = HttpMetrics()
+    if server_metrics is None:  # alone in its process: report the process too
+        ProcessCollector(registry=http_metrics.registry)
 
     async def metrics_route(request: Request) -> Response:
         body = generate_latest(http_metrics.registry)

@@ -53,6 +53,7 @@ class LlmServer:
                 waiting=lambda: self.limiter.queued,
                 hosts=lambda: [(h.url, h.up, h.in_flight) for h in self.pool.hosts],
                 retries=lambda: self.pool.retries,
+                limits=(settings.max_concurrent, settings.max_queue),
             )
         )
         self.service = LlmService(

@@ -9,8 +9,15 @@ so both show the same picture. Labels are bounded: model names Ollama does not l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit, urlunsplit
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -31,10 +38,16 @@ class _Live(Collector):
         waiting: Callable[[], int],
         hosts: Callable[[], Iterable[tuple[str, bool, int]]],
         retries: Callable[[], int],
+        limits: tuple[int, int],
     ) -> None:
         self._running, self._waiting, self._hosts, self._retries = running, waiting, hosts, retries
+        self._limits = limits
 
     def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily(
+            "llm_max_concurrent_requests", "LLM_MAX_CONCURRENT.", value=self._limits[0]
+        )
+        yield GaugeMetricFamily("llm_max_waiting_requests", "LLM_MAX_QUEUE.", value=self._limits[1])
         yield GaugeMetricFamily(
             "llm_num_requests_running", "Generations running now.", value=self._running()
         )
@@ -48,8 +61,9 @@ class _Live(Collector):
             "llm_ollama_host_in_flight", "Requests in flight per Ollama host.", labels=["host"]
         )
         for url, is_up, in_flight in self._hosts():
-            up.add_metric([url], 1.0 if is_up else 0.0)
-            busy.add_metric([url], float(in_flight))
+            host = _without_credentials(url)
+            up.add_metric([host], 1.0 if is_up else 0.0)
+            busy.add_metric([host], float(in_flight))
         yield up
         yield busy
         yield CounterMetricFamily(
@@ -59,9 +73,19 @@ class _Live(Collector):
         )
 
 
+def _without_credentials(url: str) -> str:
+    """A host label never carries a user or password from the URL."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class Metrics:
     def __init__(self, known_models: Callable[[], set[str]]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
         self._known = known_models
         # Models that answered: real names, so bounded by what Ollama has.
         self._answered: set[str] = set()
@@ -148,5 +172,6 @@ def live_collector(
     waiting: Callable[[], int],
     hosts: Callable[[], Iterable[tuple[str, bool, int]]],
     retries: Callable[[], int],
+    limits: tuple[int, int],
 ) -> _Live:
-    return _Live(running, waiting, hosts, retries)
+    return _Live(running, waiting, hosts, retries, limits)
