@@ -49,6 +49,8 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("REST %s %s failed unexpectedly", request.method, request.url.path)
+    if request.url.path.startswith("/v1/"):
+        return openai_error(500, "internal error", "internal")
     return error_response(500, "internal", "internal error")
 
 
@@ -76,7 +78,10 @@ def create_app(settings: Settings, server_metrics: Metrics | None = None) -> Sta
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with grpc.aio.insecure_channel(settings.grpc_target) as channel:
+        # The gRPC server is a neighbour: never reach it through an HTTP proxy from the
+        # environment (grpc reads http_proxy otherwise).
+        options = [("grpc.enable_http_proxy", 0)]
+        async with grpc.aio.insecure_channel(settings.grpc_target, options=options) as channel:
             app.state.backend = Backend(settings, pb_grpc.LlmServiceStub(channel))
             log.info("REST shim forwarding to gRPC %s", settings.grpc_target)
             yield

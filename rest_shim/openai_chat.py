@@ -94,7 +94,7 @@ def _turn(index: int, raw: Any) -> pb.ChatMessage:
     role = raw.get("role")
     if role is None:
         raise missing(f"{where}.role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise RequestError(f"{where}.role", f"must be one of {', '.join(ROLES)}, got {role!r}")
     if raw.get("tool_calls"):
         raise RequestError(f"{where}.tool_calls", "tool calls are not supported")

@@ -75,6 +75,9 @@ def _chat_request() -> Schema:
     schema = message_schema(pb.ChatRequest.DESCRIPTOR)
     props = schema["properties"]
     props["message"].update({"minLength": 1, "description": "The new user message."})
+    props["max_tokens"].update({"minimum": 1})
+    props["temperature"].update({"minimum": 0, "maximum": 2})
+    props["top_p"].update({"minimum": 0, "exclusiveMinimum": True, "maximum": 1})
     props["history"]["items"]["required"] = ["role", "content"]
     props["format"] = {
         "description": '"json" or a JSON schema object',

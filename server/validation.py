@@ -136,12 +136,16 @@ def _format(raw: str) -> str | dict[str, Any] | None:
     if text == "json":
         return "json"
     try:
-        schema = json.loads(text)
+        schema = json.loads(text, parse_constant=_not_json)
     except ValueError:
         raise InvalidArgument('format must be "json" or a JSON schema object') from None
     if not isinstance(schema, dict):
         raise InvalidArgument('format must be "json" or a JSON schema object')
     return schema
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _think(raw: str) -> bool | str | None:

@@ -67,7 +67,9 @@ async def make_stack(emulator: Emulator) -> AsyncIterator[StackFactory]:
             server = LlmServer(settings)
             await server.start(host="127.0.0.1", port=0)
             exits.push_async_callback(server.stop, 0.0)
-            channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+            channel = grpc.aio.insecure_channel(
+                f"127.0.0.1:{server.port}", options=[("grpc.enable_http_proxy", 0)]
+            )
             exits.push_async_callback(channel.close, None)
             return Stack(settings, server, channel, pb_grpc.LlmServiceStub(channel))
 
