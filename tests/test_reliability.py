@@ -220,10 +220,10 @@ async def test_counters_add_up_after_a_mixed_fault_run(
     accepted = 6 + 3 + 1 + 1
     await asyncio.wait_for(stack.server.stats.wait_for_total(accepted - 1), timeout=30)
     t = (await stack.stub.Stats(pb.StatsRequest())).totals
-    assert t.total_requests >= accepted - 1
-    assert t.total_requests == t.successful_requests + t.failed_requests + t.cancelled_requests
-    assert t.failures_by_kind["invalid_argument"] == 1
-    assert sum(t.failures_by_kind.values()) == t.failed_requests
+    assert t.total_requests >= accepted - 1, t
+    assert t.total_requests == t.successful_requests + t.failed_requests + t.cancelled_requests, t
+    assert t.failures_by_kind["invalid_argument"] == 1, t
+    assert sum(t.failures_by_kind.values()) == t.failed_requests, t
 
 
 @pytest.mark.parametrize(
