@@ -146,12 +146,37 @@ class OllamaHealthServicer(HealthServicer):
     """grpc.health.v1: SERVING while Ollama answers, NOT_SERVING otherwise.
 
     ``Check`` refreshes from the (cached) monitor before answering, so a probe sees
-    the current state; ``watch_ollama`` keeps ``Watch`` streams up to date.
+    the current state; ``watch_ollama`` keeps ``Watch`` streams up to date. On graceful
+    shutdown every ``Watch`` stream gets NOT_SERVING and ends, so an open watch does not
+    hold the server for the whole grace period.
     """
 
     def __init__(self, monitor: OllamaMonitor) -> None:
         super().__init__()
         self.monitor = monitor
+        self._stopping = asyncio.Event()
+
+    async def enter_graceful_shutdown(self) -> None:
+        await super().enter_graceful_shutdown()
+        self._stopping.set()
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        inner = asyncio.ensure_future(super().Watch(request, context))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({inner, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not inner.done():
+                inner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await inner
+        if not inner.cancelled():
+            inner.result()  # the watch ended by itself: pass on how
+        if self._stopping.is_set():
+            await context.write(health_pb2.HealthCheckResponse(status=NOT_SERVING))
 
     async def refresh(self) -> OllamaHealth:
         health = await self.monitor.status()
