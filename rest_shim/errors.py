@@ -7,8 +7,8 @@ from typing import Any
 
 import grpc
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from rest_shim.fastjson import JSONResponse
 from server.errors import ERROR_CODE_KEY, RETRY_AFTER_KEY, code_from_metadata, http_status
 
 

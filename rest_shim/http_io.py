@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from starlette.types import Receive
 
 from rest_shim.errors import ShimError
+from rest_shim.fastjson import JSONDecodeError, loads
 
 T = TypeVar("T")
 
@@ -30,17 +30,12 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
             raise ShimError(413, "payload_too_large", f"request body is over {limit} bytes")
         chunks.append(chunk)
     try:
-        data = json.loads(b"".join(chunks), parse_constant=_not_json)
-    except ValueError as exc:
+        data = loads(b"".join(chunks))
+    except JSONDecodeError as exc:
         raise ShimError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ShimError(422, "invalid_body", "request body must be a JSON object")
     return data
-
-
-def _not_json(name: str) -> None:
-    """NaN and Infinity are not JSON, though Python's parser takes them."""
-    raise ValueError(f"{name} is not a JSON value")
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -105,6 +105,18 @@ def embed_request(body: JsonDict) -> pb.EmbedRequest:
     return request
 
 
+def stream_event(event: pb.ChatStreamResponse) -> JsonDict:
+    """One SSE event: a delta carries only what changes; the final event everything."""
+    if not event.done:
+        return {
+            "content": event.content,
+            "thinking": event.thinking,
+            "done": False,
+            "model": event.model,
+        }
+    return to_plain(event)
+
+
 def chat_reply(reply: pb.ChatResponse) -> JsonDict:
     return {"status": "success", **to_plain(reply)}
 

@@ -16,7 +16,6 @@ cancels the RPC, which closes the server's request to Ollama.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -24,12 +23,13 @@ from typing import Any
 import grpc
 from grpc.aio import EOF  # type: ignore[attr-defined]
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.backend import Backend, backend, metadata
 from rest_shim.errors import ShimError, rpc_error_parts
+from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.openai_chat import (
     ChatCompletionRequest,
@@ -154,7 +154,7 @@ async def chat_completions(request: Request) -> Response:
 
 
 def _sse(data: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return b"data: " + dumps(data) + b"\n\n"
 
 
 async def _stream(request: Request, b: Backend, parsed: ChatCompletionRequest) -> Response:

@@ -8,12 +8,13 @@ from typing import Any, TypeVar
 
 import grpc
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim import mapping
 from rest_shim.backend import PROBE_DEADLINE, Backend, backend, metadata
 from rest_shim.errors import ShimError, error_response, rpc_error_parts
+from rest_shim.fastjson import JSONResponse
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.sse import stream_chat
 

@@ -8,7 +8,6 @@ which closes the server's request to Ollama.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim import mapping
 from rest_shim.backend import Backend, metadata
 from rest_shim.errors import error_response, rpc_error_parts, rpc_error_response
+from rest_shim.fastjson import dumps
 from rest_shim.http_io import ClientDisconnected, unless_disconnected
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -28,7 +28,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 def sse_event(data: dict[str, Any], event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return head.encode() + b"data: " + dumps(data) + b"\n\n"
 
 
 async def stream_chat(request: Request, b: Backend, rpc_request: pb.ChatRequest) -> Response:
@@ -55,7 +55,7 @@ async def _events(
     try:
         while message is not EOF:
             assert isinstance(message, pb.ChatStreamResponse)
-            yield sse_event(mapping.to_plain(message))
+            yield sse_event(mapping.stream_event(message))
             message = await call.read()
     except grpc.aio.AioRpcError as exc:
         status, code, detail = rpc_error_parts(exc)

@@ -109,13 +109,17 @@ class LlmServer:
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING at once, then in-flight RPCs get ``grace`` seconds."""
+        """New RPCs are refused and health goes NOT_SERVING at once (in that order, so a
+        caller told NOT_SERVING is never served afterwards); in-flight RPCs get ``grace``
+        seconds."""
+        stopping = asyncio.ensure_future(self._server.stop(grace))
+        await asyncio.sleep(0)  # the server starts refusing before health says so
         await self.health.enter_graceful_shutdown()
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
-        await self._server.stop(grace)
+        await stopping
         await self.monitor.aclose()
         await self.pool.aclose()
 

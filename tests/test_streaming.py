@@ -71,7 +71,11 @@ async def test_cut_stream_is_unavailable(stack: Stack, emulator: Emulator) -> No
     with pytest.raises(grpc.aio.AioRpcError) as err:
         async for event in stack.stub.ChatStream(_stream_request("a b c d e f")):
             received.append(event)
-    assert len(received) == 2
+    # What was relayed is a true prefix of the answer (chunks that arrive together with
+    # the broken connection may be lost with it), never the whole answer, never done.
+    assert len(received) <= 2
+    assert "Echo: a b c d e f".startswith("".join(e.content for e in received))
+    assert not any(e.done for e in received)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "cut off" in (err.value.details() or "")
 
