@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
+
+import uvloop
 
 from server.config import ConfigError, Settings
 from server.logs import configure_logging
@@ -19,7 +20,7 @@ def main() -> int:
     configure_logging(settings.log_level, settings.log_format)
     from server.runner import run_rest
 
-    return asyncio.run(run_rest(settings))
+    return uvloop.run(run_rest(settings))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
+
+import uvloop
 
 from server.config import ConfigError, Settings
 from server.logs import configure_logging
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     from server.runner import run_grpc
 
-    return asyncio.run(run_grpc(settings, with_rest=args.with_rest))
+    return uvloop.run(run_grpc(settings, with_rest=args.with_rest))
 
 
 if __name__ == "__main__":

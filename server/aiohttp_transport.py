@@ -64,7 +64,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30)
+            # Idle connections are dropped before a server's usual 5 s keep-alive ends,
+            # so a request never goes out on a connection the server is closing.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=4)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,  # httpx decodes by Content-Encoding itself

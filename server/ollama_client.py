@@ -119,15 +119,21 @@ class OllamaClient:
         self, response: httpx.Response, model: str, timeout: float
     ) -> AsyncGenerator[JsonObject]:
         try:
-            async for line in _ndjson_lines(response):
+            lines = _ndjson_lines(response)
+            async for line in lines:
                 chunk = _parse_object(line, model)
                 if "error" in chunk:
                     raise OllamaError(
                         f"Ollama failed mid-answer with model '{model}': {chunk['error']}"
                     )
-                yield chunk
                 if chunk.get("done"):
+                    # Read to the end of the body first, so the connection goes back to
+                    # the pool instead of being closed.
+                    async for _ in lines:
+                        pass
+                    yield chunk
                     return
+                yield chunk
         except httpx.HTTPError as exc:
             if isinstance(exc, httpx.TimeoutException):
                 raise self._transport_error(exc, model, timeout) from exc
