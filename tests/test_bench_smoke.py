@@ -1,0 +1,44 @@
+"""The benchmark runs end to end (a short latency phase only): the same chat through the
+emulator, gRPC and REST with no errors, and a result file that says the machine's core
+count. The speed targets themselves live in bench/, not in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke_run(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    argv = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--only",
+        "latency",
+        "--rounds",
+        "1",
+        "--latency-requests",
+        "20",
+        "--output",
+        str(output),
+    ]
+    env = {"PATH": os.environ.get("PATH", "")}
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["machine"]["cpu_count"] == os.cpu_count()
+    (round_,) = results["latency"]["rounds"]
+    for path in ("direct", "grpc", "rest"):
+        assert round_[path]["errors"] == 0
+        assert round_[path]["n"] == 20
+    assert "added" in results["latency"]
+    assert "REST" in done.stdout
