@@ -44,8 +44,13 @@ class RequestContext:
         self.app = app
         self._routes = routes
         self._metrics = metrics
+        # Fixed paths only (bounded by the route table), so no caller can grow it.
+        self._static = frozenset(r.path for r in routes if "{" not in r.path)
 
     def _route(self, scope: Scope) -> str:
+        path: str = scope["path"]
+        if path in self._static:
+            return path
         for route in self._routes:
             match, _ = route.matches(scope)
             if match is not Match.NONE:  # PARTIAL: the path matches, the method does not
