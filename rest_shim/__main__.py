@@ -7,16 +7,12 @@ import sys
 
 import uvloop
 
-from server.config import ConfigError, Settings
+from server.config import settings_or_exit
 from server.logs import configure_logging
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(os.environ)
     configure_logging(settings.log_level, settings.log_format)
     from server.runner import run_rest
 

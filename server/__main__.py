@@ -8,7 +8,7 @@ import sys
 
 import uvloop
 
-from server.config import ConfigError, Settings
+from server.config import settings_or_exit
 from server.logs import configure_logging
 
 
@@ -18,11 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         "--with-rest", action="store_true", help="also serve the REST shim on HOST:PORT"
     )
     args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(os.environ)
     configure_logging(settings.log_level, settings.log_format)
     from server.runner import run_grpc
 

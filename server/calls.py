@@ -141,6 +141,10 @@ class CallTracker:
             )
             self._stats.record(record)
             self._metrics.observe(record, status)
+        failed = outcome is Outcome.FAILURE and code != "invalid_argument"
+        level = logging.WARNING if failed else logging.INFO
+        if not log.isEnabledFor(level):
+            return
         fields: dict[str, object] = {
             "category": call.category,
             "method": call.method,
@@ -160,8 +164,6 @@ class CallTracker:
             fields["code"] = code
         if detail:
             fields["detail"] = detail
-        failed = outcome is Outcome.FAILURE and code != "invalid_argument"
-        level = logging.WARNING if failed else logging.INFO
         log.log(
             level, "%s %s %s", call.category, call.method, outcome.value, extra={"fields": fields}
         )

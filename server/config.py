@@ -8,6 +8,7 @@ one line: no silent fallback to a default.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -116,6 +117,15 @@ class Settings:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
+def settings_or_exit(env: Mapping[str, str]) -> Settings:
+    """For the entry points: the settings, or one clear line on stderr and exit 2."""
+    try:
+        return Settings.from_env(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
@@ -134,24 +144,24 @@ def _non_empty(raw: str) -> str:
     return raw
 
 
-def _positive_int(raw: str) -> int:
+def _whole(raw: str, minimum: int) -> int:
     try:
         value = int(raw)
     except ValueError:
         raise ValueError("expected a whole number") from None
-    if value <= 0:
-        raise ValueError("expected a number above 0")
+    if value < minimum:
+        raise ValueError(
+            "expected a number above 0" if minimum else "expected a number of 0 or more"
+        )
     return value
+
+
+def _positive_int(raw: str) -> int:
+    return _whole(raw, 1)
 
 
 def _non_negative_int(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-    if value < 0:
-        raise ValueError("expected a number of 0 or more")
-    return value
+    return _whole(raw, 0)
 
 
 def _port(raw: str) -> int:

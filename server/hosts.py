@@ -85,6 +85,31 @@ class OllamaPool:
 
     async def call(self, work: Callable[[OllamaClient], Awaitable[T]]) -> T:
         """Runs ``work`` on the best host, moving on while nothing was generated."""
+        host, result = await self._start(work)
+        host.in_flight -= 1
+        return result
+
+    @asynccontextmanager
+    async def chat_stream(
+        self, payload: JsonObject, timeout: float
+    ) -> AsyncIterator[AsyncGenerator[JsonObject]]:
+        """Opens a streamed chat on the best host (failing over only before the first
+        byte) and yields its chunks; leaving the block closes the upstream request."""
+        host, response = await self._start(lambda c: c.open_chat_stream(payload, timeout))
+        chunks = host.client.chunks(response, str(payload.get("model", "")), timeout)
+        try:
+            yield chunks
+        except LlmError as exc:
+            self._failed(host, exc)
+            raise
+        finally:
+            await chunks.aclose()
+            await response.aclose()
+            host.in_flight -= 1
+
+    async def _start(self, work: Callable[[OllamaClient], Awaitable[T]]) -> tuple[Host, T]:
+        """The failover loop: the first host whose ``work`` succeeds, and its result.
+        That host's ``in_flight`` stays counted; the caller ends it."""
         errors: list[LlmError] = []
         for i, host in enumerate(self.candidates()):
             if i:
@@ -93,55 +118,16 @@ class OllamaPool:
             host.requests += 1
             try:
                 result = await work(host.client)
-            except (OllamaConnectFailed, OllamaBusy) as exc:
-                self._failed(host, exc)
-                errors.append(exc)
-                continue
-            except LlmError as exc:
-                self._failed(host, exc)
-                raise
-            finally:
+            except BaseException as exc:
                 host.in_flight -= 1
-            host.up = True
-            return result
-        raise _all_failed(errors)
-
-    @asynccontextmanager
-    async def chat_stream(
-        self, payload: JsonObject, timeout: float
-    ) -> AsyncIterator[AsyncGenerator[JsonObject]]:
-        """Opens a streamed chat on the best host (failing over only before the first
-        byte) and yields its chunks; leaving the block closes the upstream request."""
-        errors: list[LlmError] = []
-        model = str(payload.get("model", ""))
-        for i, host in enumerate(self.candidates()):
-            if i:
-                self.retries += 1
-            host.in_flight += 1
-            host.requests += 1
-            try:
-                try:
-                    response = await host.client.open_chat_stream(payload, timeout)
-                except (OllamaConnectFailed, OllamaBusy) as exc:
+                if isinstance(exc, LlmError):
                     self._failed(host, exc)
+                if isinstance(exc, (OllamaConnectFailed, OllamaBusy)):
                     errors.append(exc)
                     continue
-                except LlmError as exc:
-                    self._failed(host, exc)
-                    raise
-                host.up = True
-                chunks = host.client.chunks(response, model, timeout)
-                try:
-                    yield chunks
-                except LlmError as exc:
-                    self._failed(host, exc)
-                    raise
-                finally:
-                    await chunks.aclose()
-                    await response.aclose()
-                return
-            finally:
-                host.in_flight -= 1
+                raise
+            host.up = True
+            return host, result
         raise _all_failed(errors)
 
     def _failed(self, host: Host, exc: LlmError) -> None:

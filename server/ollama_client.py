@@ -67,16 +67,7 @@ class OllamaClient:
     async def chat(self, payload: JsonObject, timeout: float) -> JsonObject:
         """Non-streaming /api/chat; ``timeout`` bounds the whole call, in seconds."""
         model = str(payload.get("model", ""))
-        body = {**payload, "stream": False}
-        try:
-            response = await self._http.post(
-                "/api/chat", content=_json(body), headers=JSON, timeout=self._call_timeout(timeout)
-            )
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, model, timeout) from exc
-        if response.status_code != 200:
-            raise _status_error(response.status_code, response.content, model)
-        data = _parse_object(response.content, model)
+        data = await self._post_json("/api/chat", {**payload, "stream": False}, model, timeout)
         if "error" in data:
             raise OllamaError(f"Ollama failed to answer with model '{model}': {data['error']}")
         return data
@@ -143,13 +134,14 @@ class OllamaClient:
         raise StreamInterrupted(f"Ollama's answer with model '{model}' ended before it was done")
 
     async def embed(self, payload: JsonObject, timeout: float) -> JsonObject:
-        model = str(payload.get("model", ""))
+        return await self._post_json("/api/embed", payload, str(payload.get("model", "")), timeout)
+
+    async def _post_json(
+        self, path: str, body: JsonObject, model: str, timeout: float
+    ) -> JsonObject:
         try:
             response = await self._http.post(
-                "/api/embed",
-                content=_json(payload),
-                headers=JSON,
-                timeout=self._call_timeout(timeout),
+                path, content=_json(body), headers=JSON, timeout=self._call_timeout(timeout)
             )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, timeout) from exc

@@ -84,22 +84,20 @@ async def run_grpc(settings: Settings, with_rest: bool) -> int:
     rest_task: asyncio.Task[int] | None = None
     if with_rest:
         target = f"127.0.0.1:{server.local_port}"
-        rest = rest_server(_with_target(settings, target), server.metrics)
+        rest = rest_server(replace(settings, grpc_target=target), server.metrics)
         rest_task = asyncio.create_task(_serve_rest(rest, stop))
     await stop.wait()
     log.info("shutting down: draining for up to %g s", settings.shutdown_grace)
     # Both faces stop taking new work at once (health goes NOT_SERVING) and give what
     # is in flight (streams included) the grace period, side by side.
-    if rest is not None:
+    stopping = asyncio.ensure_future(server.stop(settings.shutdown_grace))
+    code = 0
+    if rest is not None and rest_task is not None:
         rest.should_exit = True
-    rest_code = rest_task if rest_task is not None else _zero()
-    code, _ = await asyncio.gather(rest_code, server.stop(settings.shutdown_grace))
+        code = await rest_task
+    await stopping
     log.info("stopped")
     return code
-
-
-async def _zero() -> int:
-    return 0
 
 
 async def run_rest(settings: Settings) -> int:
@@ -110,7 +108,3 @@ async def run_rest(settings: Settings) -> int:
     await stop.wait()
     rest.should_exit = True
     return await task
-
-
-def _with_target(settings: Settings, target: str) -> Settings:
-    return replace(settings, grpc_target=target)
