@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ollama_emulator.models import ModelCatalog, ModelSpec, default_models
+
+RECORD_LIMIT = 10_000
+"""Recorded requests kept (the most recent): a long run must not grow without bound."""
 
 DEFAULT_KEEP_ALIVE = 300.0
 """Seconds a model stays loaded after a request when ``keep_alive`` is not given (5m)."""
@@ -77,7 +81,7 @@ class EmulatorState:
         self.faults = Faults()
         self.connection_closer: ConnectionCloser | None = None
         self._cond = threading.Condition()
-        self._requests: list[RecordedRequest] = []
+        self._requests: deque[RecordedRequest] = deque(maxlen=RECORD_LIMIT)
         self._disconnects = 0
         self._active = 0
         self._loaded: dict[str, tuple[ModelSpec, float]] = {}

@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 import grpc
-import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -29,16 +28,13 @@ log = logging.getLogger("llm.server")
 class LlmServer:
     """The grpc.aio server and what it owns; one per event loop."""
 
-    def __init__(
-        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pool = OllamaPool(
             settings.ollama_urls,
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
             cooldown=settings.host_cooldown,
-            transport=transport,
         )
         self.limiter = GenerationLimiter(
             settings.max_concurrent, settings.max_queue, settings.queue_timeout

@@ -18,8 +18,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-import httpx
-
 from server.errors import LlmError, OllamaBusy, OllamaConnectFailed, OllamaUnavailable
 from server.ollama_client import JsonObject, OllamaClient
 
@@ -46,16 +44,9 @@ class OllamaPool:
         timeout: float,
         connect_timeout: float,
         cooldown: float,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.hosts = [
-            Host(
-                u,
-                OllamaClient(
-                    u, timeout=timeout, connect_timeout=connect_timeout, transport=transport
-                ),
-            )
-            for u in urls
+            Host(u, OllamaClient(u, timeout=timeout, connect_timeout=connect_timeout)) for u in urls
         ]
         self._cooldown = cooldown
         self.retries = 0

@@ -3,6 +3,10 @@
 Every transport failure and every Ollama error status becomes a domain error from
 ``server.errors`` here, with a message that says what happened and to which model.
 Closing a streamed response closes its connection, and Ollama stops generating.
+
+Chats and embeddings (the hot path) go through the lean client of
+``server.ollama_http``; the rare catalogue calls (version, tags) through one
+``httpx.AsyncClient``. Both raise httpx's exceptions, mapped here in one place.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from typing import Any
 import httpx
 import orjson
 
-from server.aiohttp_transport import AiohttpTransport
 from server.errors import (
     LlmError,
     ModelNotFound,
@@ -26,6 +29,7 @@ from server.errors import (
     OllamaUnavailable,
     StreamInterrupted,
 )
+from server.ollama_http import HttpPool, Response
 
 JsonObject = dict[str, Any]
 
@@ -39,18 +43,21 @@ class OllamaClient:
         *,
         timeout: float,
         connect_timeout: float,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url
         self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._pool = HttpPool(base_url)
+        # Idle connections are dropped before a server's usual 5 s keep-alive ends.
         self._http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-            transport=transport or AiohttpTransport(),
+            limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=4.0),
+            trust_env=False,
         )
 
     async def aclose(self) -> None:
+        await self._pool.aclose()
         await self._http.aclose()
 
     async def version(self) -> str:
@@ -72,42 +79,24 @@ class OllamaClient:
             raise OllamaError(f"Ollama failed to answer with model '{model}': {data['error']}")
         return data
 
-    async def open_chat_stream(self, payload: JsonObject, timeout: float) -> httpx.Response:
+    async def open_chat_stream(self, payload: JsonObject, timeout: float) -> Response:
         """Starts a streaming /api/chat and checks its status; the caller reads the body
         with ``chunks`` and must ``aclose()`` the response (which closes the connection
         and stops Ollama generating)."""
         model = str(payload.get("model", ""))
-        body = {**payload, "stream": True}
-        request = self._http.build_request(
-            "POST",
-            "/api/chat",
-            content=_json(body),
-            headers=JSON,
-            timeout=self._call_timeout(timeout),
-        )
-        try:
-            response = await self._http.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, model, timeout) from exc
+        response = await self._post("/api/chat", {**payload, "stream": True}, model, timeout)
         if response.status_code != 200:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, model, timeout) from exc
-            finally:
-                await response.aclose()
+            content = await self._read(response, model, timeout)
             raise _status_error(response.status_code, content, model)
         return response
 
-    def chunks(
-        self, response: httpx.Response, model: str, timeout: float
-    ) -> AsyncGenerator[JsonObject]:
+    def chunks(self, response: Response, model: str, timeout: float) -> AsyncGenerator[JsonObject]:
         """Ollama's NDJSON chunks. Raises ``OllamaError`` on an ``{"error"}`` line and
         ``StreamInterrupted`` when the stream ends without a ``done: true`` chunk."""
         return self._chunks(response, model, timeout)
 
     async def _chunks(
-        self, response: httpx.Response, model: str, timeout: float
+        self, response: Response, model: str, timeout: float
     ) -> AsyncGenerator[JsonObject]:
         try:
             lines = _ndjson_lines(response)
@@ -139,15 +128,28 @@ class OllamaClient:
     async def _post_json(
         self, path: str, body: JsonObject, model: str, timeout: float
     ) -> JsonObject:
+        response = await self._post(path, body, model, timeout)
+        content = await self._read(response, model, timeout)
+        if response.status_code != 200:
+            raise _status_error(response.status_code, content, model)
+        return _parse_object(content, model)
+
+    async def _post(self, path: str, body: JsonObject, model: str, timeout: float) -> Response:
         try:
-            response = await self._http.post(
-                path, content=_json(body), headers=JSON, timeout=self._call_timeout(timeout)
+            return await self._pool.post(
+                path,
+                orjson.dumps(body),
+                connect_timeout=min(self._connect_timeout, timeout),
+                read_timeout=timeout,
             )
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, timeout) from exc
-        if response.status_code != 200:
-            raise _status_error(response.status_code, response.content, model)
-        return _parse_object(response.content, model)
+
+    async def _read(self, response: Response, model: str, timeout: float) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, model, timeout) from exc
 
     async def _get_json(self, path: str) -> JsonObject:
         try:
@@ -158,14 +160,10 @@ class OllamaClient:
             raise _status_error(response.status_code, response.content, "")
         return _parse_object(response.content, "")
 
-    def _call_timeout(self, timeout: float) -> httpx.Timeout:
-        connect = min(self._http.timeout.connect or timeout, timeout)
-        return httpx.Timeout(timeout, connect=connect)
-
     def _transport_error(self, exc: httpx.HTTPError, model: str, timeout: float) -> LlmError:
         about = f" with model '{model}'" if model else ""
         if isinstance(exc, httpx.ConnectTimeout):
-            connect = self._http.timeout.connect or timeout
+            connect = min(self._connect_timeout, timeout)
             return OllamaConnectFailed(
                 f"connect timeout: Ollama at {self.base_url} did not accept a connection "
                 f"within {connect:g} s{about}"
@@ -184,14 +182,7 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-JSON = {"content-type": "application/json"}
-
-
-def _json(body: JsonObject) -> bytes:
-    return orjson.dumps(body)
-
-
-async def _ndjson_lines(response: httpx.Response) -> AsyncGenerator[bytes]:
+async def _ndjson_lines(response: Response) -> AsyncGenerator[bytes]:
     """The non-empty lines of an NDJSON body, as they arrive."""
     pending = b""
     async for data in response.aiter_raw():
