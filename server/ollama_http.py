@@ -58,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self.status = 0
         self.headers_done = False
         self.complete = False
+        self.keep_alive = False
         self.delimited = False  # Content-Length or chunked: the end is in the stream
         self.received = False
         self.error: httpx.TransportError | None = None
@@ -131,6 +132,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self.headers_done:
+            # Only known inside the callback: llhttp resets it once the message is done.
+            self.keep_alive = self.parser.should_keep_alive()
             self.complete = True
             self._wake()
 
@@ -164,7 +167,7 @@ class _Connection(asyncio.Protocol):
         return data
 
     def reusable(self) -> bool:
-        return self.complete and not self.lost and self.parser.should_keep_alive()
+        return self.complete and self.keep_alive and not self.lost
 
     def _time_out(self, waiter: asyncio.Future[None], timeout: float) -> None:
         if not waiter.done():
