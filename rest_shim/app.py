@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 import grpc
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
@@ -25,6 +26,7 @@ from rest_shim.middleware import HttpMetrics, RequestContext
 from rest_shim.openai_compat import openai_error, openai_routes
 from rest_shim.openapi import docs_page, openapi_document
 from server.config import Settings
+from server.inprocess import InProcessStub
 from server.metrics import Metrics
 
 log = logging.getLogger("llm.rest")
@@ -63,10 +65,15 @@ async def docs_route(request: Request) -> Response:
     return docs_page(openapi_document())
 
 
-def create_app(settings: Settings, server_metrics: Metrics | None = None) -> Starlette:
-    """The REST face. ``server_metrics``: the gRPC server's metrics when it runs in the
-    same process, served on /metrics next to the REST face's own (distinct names, so
-    nothing is counted twice)."""
+def create_app(
+    settings: Settings,
+    server_metrics: Metrics | None = None,
+    local: InProcessStub | None = None,
+) -> Starlette:
+    """The REST face. When the gRPC server runs in the same process: ``server_metrics``
+    are its metrics, served on /metrics next to the REST face's own (distinct names, so
+    nothing is counted twice), and ``local`` its in-process stub, called instead of a
+    channel to ``settings.grpc_target``."""
     http_metrics = HttpMetrics()
     if server_metrics is None:  # alone in its process: report the process too
         ProcessCollector(registry=http_metrics.registry)
@@ -79,6 +86,12 @@ def create_app(settings: Settings, server_metrics: Metrics | None = None) -> Sta
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if local is not None:
+            # Duck-typed: the calls the routes make, with the same messages and errors.
+            app.state.backend = Backend(settings, cast(pb_grpc.LlmServiceStub, local))
+            log.info("REST shim calling the gRPC service in process")
+            yield
+            return
         # The gRPC server is a neighbour: never reach it through an HTTP proxy from the
         # environment (grpc reads http_proxy otherwise).
         options = [("grpc.enable_http_proxy", 0)]

@@ -17,6 +17,7 @@ from server.auth import ApiKeyInterceptor, KeyChecker
 from server.config import Settings
 from server.health import OllamaHealthServicer, OllamaMonitor
 from server.hosts import OllamaPool
+from server.inprocess import InProcessStub
 from server.limiter import GenerationLimiter
 from server.metrics import Metrics, live_collector
 from server.service import LlmService
@@ -55,9 +56,12 @@ class LlmServer:
         self.service = LlmService(
             settings, self.pool, self.limiter, self.health, self.stats, self.metrics
         )
+        keys = KeyChecker(settings.api_keys)
+        # The REST face's stub when it runs in this process (python -m server --with-rest).
+        self.local = InProcessStub(self.service, keys)
         interceptors = []
-        if settings.api_keys:
-            interceptors.append(ApiKeyInterceptor(KeyChecker(settings.api_keys)))
+        if keys.enabled:
+            interceptors.append(ApiKeyInterceptor(keys))
         self._server = grpc.aio.server(
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
@@ -67,8 +71,6 @@ class LlmServer:
             key = Path(settings.tls_key).read_bytes()
             cert = Path(settings.tls_cert).read_bytes()
             self._credentials = grpc.ssl_server_credentials([(key, cert)])
-        # Where an in-process REST shim reaches this server (plaintext, loopback only).
-        self.local_port = 0
         self._watch: asyncio.Task[None] | None = None
         self.port = 0
 
@@ -93,10 +95,8 @@ class LlmServer:
         address = f"[{bind_host}]:{bind_port}" if ":" in bind_host else f"{bind_host}:{bind_port}"
         if self._credentials is not None:
             self.port = self._server.add_secure_port(address, self._credentials)
-            self.local_port = self._server.add_insecure_port("127.0.0.1:0")
         else:
             self.port = self._server.add_insecure_port(address)
-            self.local_port = self.port
         await self._server.start()
         self._watch = asyncio.create_task(
             self.health.watch_ollama(self.settings.cache_duration), name="ollama-health-watch"
@@ -108,7 +108,8 @@ class LlmServer:
         """New RPCs are refused and health goes NOT_SERVING at once (in that order, so a
         caller told NOT_SERVING is never served afterwards); in-flight RPCs get ``grace``
         seconds."""
-        stopping = asyncio.ensure_future(self._server.stop(grace))
+        stopping = asyncio.gather(self._server.stop(grace), self.local.drain(grace))
+        self.local.close()
         await asyncio.sleep(0)  # the server starts refusing before health says so
         await self.health.enter_graceful_shutdown()
         if self._watch is not None:

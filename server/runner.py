@@ -12,7 +12,6 @@ import contextlib
 import logging
 import signal
 from collections.abc import Generator
-from dataclasses import replace
 
 import uvicorn
 from prometheus_client import start_http_server
@@ -20,7 +19,6 @@ from prometheus_client import start_http_server
 from rest_shim.app import create_app
 from server.app import LlmServer
 from server.config import Settings
-from server.metrics import Metrics
 
 log = logging.getLogger("llm.runner")
 
@@ -33,9 +31,15 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def rest_server(settings: Settings, server_metrics: Metrics | None = None) -> uvicorn.Server:
+def rest_server(settings: Settings, server: LlmServer | None = None) -> uvicorn.Server:
+    """The REST face; with ``server``, beside it in this process, calling it directly."""
+    app = (
+        create_app(settings)
+        if server is None
+        else create_app(settings, server.metrics, server.local)
+    )
     config = uvicorn.Config(
-        create_app(settings, server_metrics),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -83,8 +87,7 @@ async def run_grpc(settings: Settings, with_rest: bool) -> int:
     rest: uvicorn.Server | None = None
     rest_task: asyncio.Task[int] | None = None
     if with_rest:
-        target = f"127.0.0.1:{server.local_port}"
-        rest = rest_server(replace(settings, grpc_target=target), server.metrics)
+        rest = rest_server(settings, server)
         rest_task = asyncio.create_task(_serve_rest(rest, stop))
     await stop.wait()
     log.info("shutting down: draining for up to %g s", settings.shutdown_grace)

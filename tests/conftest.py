@@ -7,6 +7,7 @@ mappings, and every server binds 127.0.0.1 port 0.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -15,6 +16,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+import uvicorn
 
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from ollama_emulator import Emulator
@@ -97,10 +99,59 @@ def start_shim() -> Iterator[Callable[..., str]]:
         server.stop()
 
 
+LocalShimStarter = Callable[..., Awaitable[str]]
+
+
 @pytest.fixture
-async def rest(stack: Stack, start_shim: Callable[..., str]) -> AsyncIterator[httpx.AsyncClient]:
-    url = start_shim(replace(stack.settings, grpc_target=stack.target))
-    async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
+async def start_local_shim() -> AsyncIterator[LocalShimStarter]:
+    """Serves the REST shim in this event loop, calling ``server`` in process as
+    ``python -m server --with-rest`` does; returns its base URL."""
+    started: list[tuple[uvicorn.Server, socket.socket]] = []
+
+    async def start(server: LlmServer, settings: Settings | None = None) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        app = create_app(settings or server.settings, server.metrics, server.local)
+        config = uvicorn.Config(app, log_level="warning", ws="none", timeout_graceful_shutdown=5)
+        config.load()
+        shim = uvicorn.Server(config)
+        shim.lifespan = config.lifespan_class(config)
+        await shim.startup(sockets=[sock])
+        started.append((shim, sock))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    yield start
+    for shim, sock in reversed(started):
+        await shim.shutdown(sockets=[sock])
+        sock.close()
+
+
+RestStarter = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture(params=["in-process", "channel"])
+def serve_rest(
+    request: pytest.FixtureRequest,
+    start_shim: Callable[..., str],
+    start_local_shim: LocalShimStarter,
+) -> RestStarter:
+    """Serves the REST shim in front of a stack, both ways it runs: in the server's
+    process calling the servicer directly (``--with-rest``), and alone over a gRPC
+    channel. Returns its base URL."""
+
+    async def start(stack: Stack, **overrides: Any) -> str:
+        settings = replace(stack.settings, **overrides)
+        if request.param == "in-process":
+            return await start_local_shim(stack.server, settings)
+        return start_shim(replace(settings, grpc_target=stack.target))
+
+    return start
+
+
+@pytest.fixture
+async def rest(stack: Stack, serve_rest: RestStarter) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=await serve_rest(stack), timeout=30.0) as client:
         yield client
 
 

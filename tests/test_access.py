@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from server.config import ConfigError, Settings
-from tests.conftest import StackFactory
+from tests.conftest import RestStarter, StackFactory
 
 KEY = "k-3f9a-secret"
 
@@ -51,10 +51,10 @@ async def test_grpc_requires_a_key_when_keys_are_configured(
 
 
 async def test_rest_requires_the_same_header(
-    make_stack: StackFactory, start_shim: Callable[..., str]
+    make_stack: StackFactory, serve_rest: RestStarter
 ) -> None:
     stack = await make_stack(api_keys=(KEY,))
-    url = start_shim(replace(stack.settings, grpc_target=stack.target))
+    url = await serve_rest(stack)
     body = {"message": "hi", "model": "llama3.2"}
     async with httpx.AsyncClient(base_url=url) as client:
         r = await client.post("/chat", json=body)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
-from tests.conftest import Stack
+from tests.conftest import LocalShimStarter, Stack
 from tests.deploy_files import ROOT, interpolate
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -188,12 +188,10 @@ class Scrape:
 
 
 @pytest.fixture
-async def scrape(stack: Stack, start_shim: Callable[..., str], emulator: Emulator) -> Scrape:
+async def scrape(stack: Stack, start_local_shim: LocalShimStarter, emulator: Emulator) -> Scrape:
     """/metrics of the stack as one process runs it, after traffic that creates every
     series: a chat and a stream via REST, a failed request, a cancelled stream."""
-    url = start_shim(
-        replace(stack.settings, grpc_target=stack.target), server_metrics=stack.server.metrics
-    )
+    url = await start_local_shim(stack.server)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         chat = await client.post("/chat", json={"message": "one two", "model": "llama3.2"})
         assert chat.status_code == 200, chat.text

@@ -6,8 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import httpx
@@ -17,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from server.logs import make_handler
-from tests.conftest import Stack
+from tests.conftest import LocalShimStarter, Stack
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -36,12 +35,10 @@ def value(found: Samples, name: str, **labels: str) -> float:
 
 @pytest.fixture
 async def rest_in_process(
-    stack: Stack, start_shim: Callable[..., str]
+    stack: Stack, start_local_shim: LocalShimStarter
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The shim as `python -m server --with-rest` runs it: sharing the server's metrics."""
-    url = start_shim(
-        replace(stack.settings, grpc_target=stack.target), server_metrics=stack.server.metrics
-    )
+    url = await start_local_shim(stack.server)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         yield client
 

@@ -14,7 +14,7 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, refused_url
-from tests.conftest import StackFactory
+from tests.conftest import RestStarter, StackFactory
 
 
 @pytest.fixture
@@ -146,10 +146,10 @@ async def test_connect_timeout_is_named(make_stack: StackFactory, unaccepting_ur
 
 
 async def test_concurrency_cap_queues_then_refuses_with_retry_after(
-    make_stack: StackFactory, emulator: Emulator, start_shim: Callable[..., str]
+    make_stack: StackFactory, emulator: Emulator, serve_rest: RestStarter
 ) -> None:
     stack = await make_stack(max_concurrent=1, max_queue=1, queue_timeout=30.0)
-    url = start_shim(replace(stack.settings, grpc_target=stack.target))
+    url = await serve_rest(stack)
     emulator.faults.token_delay = 0.05
     running = asyncio.ensure_future(stack.stub.Chat(chat("one two three four five")))
     assert await emulator.wait_for_active_async(1, timeout=5)

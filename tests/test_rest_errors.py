@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 
 import httpx
 import pytest
 
 from ollama_emulator import Emulator, refused_url
-from tests.conftest import Stack, StackFactory
+from tests.conftest import RestStarter, Stack, StackFactory
 
 
 def _error(r: httpx.Response, status: int) -> dict[str, str]:
@@ -23,11 +22,11 @@ def _error(r: httpx.Response, status: int) -> dict[str, str]:
 
 @pytest.fixture
 async def rest_down(
-    make_stack: StackFactory, start_shim: Callable[..., str]
+    make_stack: StackFactory, serve_rest: RestStarter
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The shim and the server in front of an Ollama that refuses connections."""
     stack = await make_stack(refused_url())
-    url = start_shim(replace(stack.settings, grpc_target=stack.target))
+    url = await serve_rest(stack)
     async with httpx.AsyncClient(base_url=url) as client:
         yield client
 
@@ -135,11 +134,11 @@ async def test_oversize_body_without_length_is_413(rest: httpx.AsyncClient, stac
 
 
 async def test_timeout_is_504(
-    make_stack: StackFactory, start_shim: Callable[..., str], emulator: Emulator
+    make_stack: StackFactory, serve_rest: RestStarter, emulator: Emulator
 ) -> None:
     stack = await make_stack(timeout=0.5)
     emulator.faults.load_delay = 30.0
-    url = start_shim(replace(stack.settings, grpc_target=stack.target))
+    url = await serve_rest(stack)
     async with httpx.AsyncClient(base_url=url) as client:
         body = _error(await client.post("/chat", json={"message": "hi", "model": "llama3.2"}), 504)
     assert body["code"] == "ollama_timeout"

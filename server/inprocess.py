@@ -1,0 +1,245 @@
+"""The REST face's stub when it runs in the gRPC server's process (``--with-rest``).
+
+``InProcessStub`` answers the calls the shim makes on ``LlmServiceStub`` (same method
+names, same protobuf messages, same ``grpc.aio.AioRpcError`` on failure) by calling the
+servicer directly, skipping a loopback gRPC hop that cost more CPU than the rest of a
+request. What a real channel gives the servicer is kept:
+
+- a deadline (``timeout``): ``context.time_remaining()`` counts it down and the call
+  ends DEADLINE_EXCEEDED when it passes;
+- metadata: the request id and the caller's ``authorization``, checked against the API
+  keys as the server's interceptor does (Health stays open);
+- ``context.abort``: becomes an ``AioRpcError`` with the code, message and trailing
+  metadata the servicer gave;
+- cancellation: cancelling the awaiting task (unary) or ``call.cancel()`` (streams)
+  cancels the servicer's work, which closes its request to Ollama;
+- shutdown: once ``close()`` is called new calls fail UNAVAILABLE, and ``drain(grace)``
+  waits for the calls in flight, cancelling what is left when the grace period ends.
+
+A stream runs the servicer's generator in a task of its own, as the gRPC server does,
+handing messages over through a small queue (its bound is the stream's flow control).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import grpc
+from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]
+
+from generated.llm.v1 import llm_service_pb2 as pb
+from server.auth import DENIED, OPEN_METHODS, KeyChecker
+from server.errors import ERROR_CODE_KEY
+from server.service import LlmService
+
+log = logging.getLogger("llm.inprocess")
+
+T = TypeVar("T")
+MetadataPairs = tuple[tuple[str, str], ...]
+STREAM_BUFFER = 32
+SERVICE = "/llm.v1.LlmService/"
+
+
+class _Aborted(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: MetadataPairs) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+        self.trailers = trailers
+
+
+def rpc_error(
+    code: grpc.StatusCode, details: str, trailers: MetadataPairs = ()
+) -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(code, Metadata(), Metadata(*trailers), details, None)
+
+
+class _Context:
+    """The part of ``grpc.aio.ServicerContext`` the servicer uses."""
+
+    def __init__(self, metadata: MetadataPairs, deadline: float | None) -> None:
+        self._metadata = metadata
+        self._deadline = deadline
+        self.trailers: MetadataPairs = ()
+
+    def time_remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def invocation_metadata(self) -> MetadataPairs:
+        return self._metadata
+
+    def set_trailing_metadata(self, trailing_metadata: MetadataPairs) -> None:
+        self.trailers = tuple(trailing_metadata)
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: MetadataPairs = ()
+    ) -> None:
+        raise _Aborted(code, details, tuple(trailing_metadata))
+
+
+class StreamCall:
+    """The shim's side of a server-streaming call: ``await read()`` (a message, or
+    ``grpc.aio.EOF`` at the end) and ``cancel()``."""
+
+    def __init__(
+        self, calls: InProcessStub, messages: AsyncIterator[Any], timeout: float | None
+    ) -> None:
+        self._queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue(STREAM_BUFFER)
+        self._ended = False
+        self._task = calls.spawn(self._pump(messages, timeout))
+
+    async def _pump(self, messages: AsyncIterator[Any], timeout: float | None) -> None:
+        error: BaseException | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                async for message in messages:
+                    await self._queue.put((message, None))
+        except TimeoutError:
+            error = rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        except asyncio.CancelledError:
+            error = rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!")
+            raise
+        except BaseException as exc:  # handed to the reader, raised there
+            error = _as_rpc_error(exc)
+        finally:
+            self._end(error)
+
+    def _end(self, error: BaseException | None) -> None:
+        # The reader may be gone (cancelled): never block on a full queue here.
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait((EOF, error))
+
+    async def read(self) -> Any:
+        if self._ended:
+            return EOF
+        message, error = await self._queue.get()
+        if message is EOF:
+            self._ended = True
+            if error is not None:
+                raise error
+        return message
+
+    def cancel(self) -> bool:
+        if self._task.done():
+            return False
+        self._task.cancel()
+        return True
+
+
+def _as_rpc_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc
+    if isinstance(exc, _Aborted):
+        return rpc_error(exc.code, exc.details, exc.trailers)
+    if isinstance(exc, Exception):
+        log.exception("in-process call failed unexpectedly")
+        return rpc_error(grpc.StatusCode.UNKNOWN, "unexpected error in the server")
+    return exc
+
+
+class InProcessStub:
+    """``LlmServiceStub``'s calls, answered by ``service`` in this event loop."""
+
+    def __init__(self, service: LlmService, keys: KeyChecker) -> None:
+        self._service = service
+        self._keys = keys
+        self._closed = False
+        self._running: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+        self.Chat = self._unary("Chat", service.Chat)
+        self.Embed = self._unary("Embed", service.Embed)
+        self.ListModels = self._unary("ListModels", service.ListModels)
+        self.Health = self._unary("Health", service.Health)
+        self.Stats = self._unary("Stats", service.Stats)
+
+    def ChatStream(
+        self,
+        request: pb.ChatStreamRequest,
+        timeout: float | None = None,
+        metadata: MetadataPairs = (),
+    ) -> StreamCall:
+        async def messages() -> AsyncIterator[pb.ChatStreamResponse]:
+            self._admit("ChatStream", metadata)  # refused at the first read, as over gRPC
+            context = _Context(tuple(metadata), _deadline(timeout))
+            async for message in self._service.ChatStream(request, context):  # type: ignore[arg-type]
+                yield message
+
+        return StreamCall(self, messages(), timeout)
+
+    def _unary(
+        self, name: str, method: Callable[[Any, Any], Awaitable[T]]
+    ) -> Callable[..., Coroutine[Any, Any, T]]:
+        async def call(
+            request: Any, timeout: float | None = None, metadata: MetadataPairs = ()
+        ) -> T:
+            self._admit(name, metadata)
+            context = _Context(tuple(metadata), _deadline(timeout))
+            task = asyncio.current_task()
+            assert task is not None
+            self._track(task)
+            try:
+                async with asyncio.timeout(timeout):
+                    return await method(request, context)
+            except TimeoutError:
+                raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+            except _Aborted as exc:
+                raise rpc_error(exc.code, exc.details, exc.trailers) from None
+            except grpc.aio.AioRpcError:
+                raise
+            except Exception as exc:
+                raise _as_rpc_error(exc) from None
+            finally:
+                self._untrack(task)
+
+        return call
+
+    def _admit(self, name: str, metadata: MetadataPairs) -> None:
+        if self._closed:
+            raise rpc_error(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+        if SERVICE + name in OPEN_METHODS or not self._keys.enabled:
+            return
+        auth = next((v for k, v in metadata if k == "authorization"), None)
+        if not self._keys.allows(auth):
+            trailers = ((ERROR_CODE_KEY, "unauthenticated"),)
+            raise rpc_error(grpc.StatusCode.UNAUTHENTICATED, DENIED, trailers)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(work)
+        self._track(task)
+        task.add_done_callback(self._untrack)
+        return task
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._running.add(task)
+        self._idle.clear()
+
+    def _untrack(self, task: asyncio.Task[Any]) -> None:
+        self._running.discard(task)
+        if not self._running:
+            self._idle.set()
+
+    def close(self) -> None:
+        """New calls fail UNAVAILABLE from now on."""
+        self._closed = True
+
+    async def drain(self, grace: float | None) -> None:
+        """Waits up to ``grace`` seconds for the calls in flight, then cancels the rest."""
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            for task in list(self._running):
+                task.cancel()
+
+
+def _deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
