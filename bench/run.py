@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
 import platform
 import subprocess
@@ -159,9 +160,19 @@ def _added(rounds: list[JsonDict], target: str, key: str) -> float:
     )
 
 
-def _stagger(cfg: Config) -> float:
-    """The length of one paced stream: its tokens ("Echo:" and one per word) times the delay."""
-    return (cfg.stream_words + 1) * cfg.token_delay
+def _stagger(cfg: Config, streams: int) -> float:
+    """How long the stream starts are spread over: about one paced stream's length (its
+    tokens, "Echo:" and one per word, times the delay), adjusted to a whole number of
+    token delays ``m`` with no common factor with ``streams``. Stream ``i`` starts at
+    ``i * m * delay / streams``, so every stream's tokens fall due at a phase of their
+    own, ``delay / streams`` apart. With a spread that is a multiple of the delay over
+    ``streams`` (2 s over 200), the streams fall into a few phases (10) and each token
+    waits behind a burst of others due in the same instant (20), in every process on
+    the way, the bench client included: the figure would be the burst, not the relay."""
+    m = cfg.stream_words + 1
+    while math.gcd(m, streams) != 1:
+        m += 1
+    return m * cfg.token_delay
 
 
 async def _warm_up(cfg: Config, clients: Clients) -> None:
@@ -169,7 +180,12 @@ async def _warm_up(cfg: Config, clients: Clients) -> None:
         await measure.closed_loop(target.chat, cfg.concurrency, cfg.warmup)
     for target in clients.paced:  # opens as many connections as the streams need
         await measure.stream_load(
-            target.stream, cfg.streams, cfg.warmup, cfg.token_delay, cfg.drain, _stagger(cfg)
+            target.stream,
+            cfg.streams,
+            cfg.warmup,
+            cfg.token_delay,
+            cfg.drain,
+            _stagger(cfg, cfg.streams),
         )
 
 
@@ -304,7 +320,7 @@ async def _streams(
         for target in targets:
             await asyncio.sleep(SETTLE)
             meter.start()
-            stagger = _stagger(cfg) if delay > 0 else 0.0
+            stagger = _stagger(cfg, streams) if delay > 0 else 0.0
             result = await measure.stream_load(
                 target.stream, streams, secs, delay, cfg.drain, stagger
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import socket
 import sys
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    state = EmulatorState()
+    state = EmulatorState(keep=0)  # nobody reads the requests of a standalone emulator
     state.faults.token_delay = args.token_delay
     state.faults.load_delay = args.load_delay
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     server = uvicorn.Server(config)
     state.connection_closer = functools.partial(close_client_connection, server)
+    gc.freeze()  # what start-up built lives on: keep it out of every collection
     print(f"Ollama emulator listening on http://{host}:{port} (Ctrl-C to stop)", flush=True)
     try:
         server.run(sockets=[sock])

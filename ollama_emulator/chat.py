@@ -10,6 +10,7 @@ to the model's template.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +186,10 @@ async def _stream(exchange: Exchange, plan: ChatPlan, generation: Generation) ->
     tokens += [(t, None) for t in generation.content_tokens]
     cut_at = _position(faults.cut_after_chunks, len(tokens))
     fail_at = _position(faults.error_after_chunks, len(tokens))
+    # Tokens fall due at a fixed rate from the start, as a model generates them: time
+    # spent writing one is not added to the wait for the next.
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     for index in range(len(tokens) + 1):
         if index == cut_at:
             await exchange.drop_connection()
@@ -194,7 +199,8 @@ async def _stream(exchange: Exchange, plan: ChatPlan, generation: Generation) ->
             return
         if index == len(tokens):
             break
-        if await exchange.pause(faults.token_delay):
+        due += faults.token_delay
+        if await exchange.pause(due - loop.time()):
             return
         await exchange.write_line(_chunk(plan.name, *tokens[index]))
     if exchange.client_gone():

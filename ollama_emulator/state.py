@@ -76,12 +76,14 @@ class RecordedRequest:
 class EmulatorState:
     """Models, faults, recorded requests, loaded models and response accounting."""
 
-    def __init__(self, models: list[ModelSpec] | None = None) -> None:
+    def __init__(self, models: list[ModelSpec] | None = None, *, keep: int = RECORD_LIMIT) -> None:
+        """``keep``: how many of the latest requests to remember (0: none, for a
+        long-running emulator nobody inspects)."""
         self.catalog = ModelCatalog(default_models() if models is None else list(models))
         self.faults = Faults()
         self.connection_closer: ConnectionCloser | None = None
         self._cond = threading.Condition()
-        self._requests: deque[RecordedRequest] = deque(maxlen=RECORD_LIMIT)
+        self._requests: deque[RecordedRequest] = deque(maxlen=keep)
         self._disconnects = 0
         self._active = 0
         self._loaded: dict[str, tuple[ModelSpec, float]] = {}
