@@ -35,6 +35,8 @@ import httptools
 import httpx
 
 KEEPALIVE = 4.0
+# Idle connections kept per host; past that the oldest are closed.
+MAX_IDLE = 64
 # Reading from the socket pauses while this much of a body waits for its reader.
 HIGH_WATER = 256 * 1024
 
@@ -272,11 +274,18 @@ class HttpPool:
 
     def release(self, conn: _Connection) -> None:
         conn.active = False
-        if conn.reusable() and not conn.chunks:
-            conn.idle_since = time.monotonic()
-            self._idle.append(conn)
-        else:
+        if not conn.reusable() or conn.chunks:
             self._discard(conn)
+            return
+        now = time.monotonic()
+        conn.idle_since = now
+        self._idle.append(conn)
+        # Oldest first: close what expired, was closed by the server, or is over the cap.
+        idle = self._idle
+        while idle and (
+            len(idle) > MAX_IDLE or idle[0].lost or now - idle[0].idle_since >= self._keepalive
+        ):
+            self._discard(idle.pop(0))
 
     async def aclose(self) -> None:
         for conn in list(self._open):

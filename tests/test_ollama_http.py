@@ -108,6 +108,16 @@ async def test_answers_come_back_whole_on_one_kept_alive_connection() -> None:
     assert [r.path for r in server.requests] == ["/api/chat"] * 3
 
 
+async def test_an_expired_idle_connection_is_closed_not_reused() -> None:
+    async with scripted(echo) as server:
+        pool = HttpPool(f"http://127.0.0.1:{server.port}", keepalive=0.0)
+        await post(pool)
+        await post(pool)
+        await server.closed.wait()  # the first connection, closed by the client
+        await pool.aclose()
+    assert [r.connection for r in server.requests] == [1, 2]
+
+
 async def test_a_path_prefix_in_the_base_url_is_kept() -> None:
     async with scripted(echo) as server:
         pool = HttpPool(f"http://127.0.0.1:{server.port}/ollama/")
