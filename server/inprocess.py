@@ -100,18 +100,17 @@ class StreamCall:
             async with asyncio.timeout(timeout):
                 async for message in messages:
                     await self._queue.put((message, None))
+        except asyncio.CancelledError:
+            self._end_now(rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!"))
+            raise
         except TimeoutError:
             error = rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
-        except asyncio.CancelledError:
-            error = rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!")
-            raise
-        except BaseException as exc:  # handed to the reader, raised there
+        except Exception as exc:  # handed to the reader, raised there
             error = _as_rpc_error(exc)
-        finally:
-            self._end(error)
+        await self._queue.put((EOF, error))  # after every message, as the reader takes them
 
-    def _end(self, error: BaseException | None) -> None:
-        # The reader may be gone (cancelled): never block on a full queue here.
+    def _end_now(self, error: BaseException) -> None:
+        """Cancelled: the reader (if any) must learn it without waiting for room."""
         if self._queue.full():
             self._queue.get_nowait()
         self._queue.put_nowait((EOF, error))

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from server.errors import ERROR_CODE_KEY
+from server.inprocess import STREAM_BUFFER
 from tests.conftest import Stack, StackFactory
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -48,6 +49,17 @@ async def test_answers_are_the_servicers(stack: Stack) -> None:
     events = await read_all(stack.server.local.ChatStream(stream_request("a b c"), timeout=10))
     assert "".join(e.content for e in events) == "Echo: a b c"
     assert events[-1].done
+
+
+async def test_a_stream_read_after_it_ended_loses_nothing(stack: Stack) -> None:
+    # "Echo:", a token per word and the final event: as many messages as the stream
+    # holds before its servicer has to wait for the reader.
+    words = " ".join(f"w{i}" for i in range(STREAM_BUFFER - 2))
+    call = stack.server.local.ChatStream(stream_request(words), timeout=10)
+    await stack.server.stats.wait_for_total(1)  # the servicer is done, nothing read yet
+    events = await read_all(call)
+    assert len(events) == STREAM_BUFFER
+    assert "".join(e.content for e in events) == f"Echo: {words}"
 
 
 async def test_errors_keep_their_code_and_trailers(stack: Stack) -> None:
