@@ -231,9 +231,10 @@ class InProcessStub:
         self._closed = True
 
     async def drain(self, grace: float | None) -> None:
-        """Waits up to ``grace`` seconds for the calls in flight, then cancels the rest."""
+        """Waits up to ``grace`` seconds for the calls in flight, then cancels the rest
+        (at once with ``None``, as ``grpc.aio.Server.stop(None)`` does)."""
         try:
-            async with asyncio.timeout(grace):
+            async with asyncio.timeout(grace if grace is not None else 0):
                 await self._idle.wait()
         except TimeoutError:
             for task in list(self._running):
