@@ -151,6 +151,13 @@ def table(results: JsonDict) -> str:
             {p: _pair(added[p]["p50_ms"], added[p]["p99_ms"]) for p in added},
             "p50: gRPC < 0.5, REST < 1.0",
         )
+        lean = lat.get("lean_http_client")
+        if lean:
+            added = lean["added"]
+            t.row(
+                "same, lean HTTP client: added",
+                {p: _pair(added[p]["p50_ms"], added[p]["p99_ms"]) for p in added},
+            )
     tp = results.get("throughput")
     if tp:
         t.section(f"throughput, concurrency {tp['concurrency']}, {tp['duration_s']:g} s rounds")

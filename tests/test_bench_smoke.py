@@ -36,9 +36,11 @@ def test_bench_smoke_run(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(output.read_text())
     assert results["machine"]["cpu_count"] == os.cpu_count()
-    (round_,) = results["latency"]["rounds"]
-    for path in ("direct", "grpc", "rest"):
-        assert round_[path]["errors"] == 0
-        assert round_[path]["n"] == 20
+    latency = results["latency"]
+    for rounds in (latency["rounds"], latency["lean_http_client"]["rounds"]):
+        (round_,) = rounds
+        for path in ("direct", "grpc", "rest"):
+            assert round_[path]["errors"] == 0
+            assert round_[path]["n"] == 20
     assert "added" in results["latency"]
     assert "REST" in done.stdout
