@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -39,6 +39,17 @@ class KeyChecker:
     @property
     def enabled(self) -> bool:
         return bool(self._digests)
+
+    def admits(self, method: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
+        """Whether a call of ``method`` (``/package.Service/Method``) with this metadata
+        may go ahead: probes always, everything while no keys are configured."""
+        if not self._digests or method in OPEN_METHODS:
+            return True
+        auth = None
+        for key, value in metadata or ():
+            if key == "authorization":
+                auth = value if isinstance(value, str) else value.decode(errors="replace")
+        return self.allows(auth)
 
     def allows(self, authorization: str | None) -> bool:
         """Whether an ``Authorization`` value carries one of the keys."""
@@ -82,13 +93,8 @@ class ApiKeyInterceptor(Interceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method in OPEN_METHODS:
-            return handler
-        auth = None
-        for key, value in handler_call_details.invocation_metadata or ():
-            if key == "authorization":
-                auth = value if isinstance(value, str) else value.decode(errors="replace")
-        if self._checker.allows(auth):
+        details = handler_call_details
+        if handler is None or self._checker.admits(details.method, details.invocation_metadata):
             return handler
         if handler.response_streaming:
             return grpc.unary_stream_rpc_method_handler(
