@@ -32,7 +32,7 @@ import grpc
 from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from server.auth import DENIED, OPEN_METHODS, KeyChecker
+from server.auth import DENIED, KeyChecker
 from server.errors import ERROR_CODE_KEY
 from server.service import LlmService
 
@@ -64,7 +64,6 @@ class _Context:
     def __init__(self, metadata: MetadataPairs, deadline: float | None) -> None:
         self._metadata = metadata
         self._deadline = deadline
-        self.trailers: MetadataPairs = ()
 
     def time_remaining(self) -> float | None:
         if self._deadline is None:
@@ -75,7 +74,7 @@ class _Context:
         return self._metadata
 
     def set_trailing_metadata(self, trailing_metadata: MetadataPairs) -> None:
-        self.trailers = tuple(trailing_metadata)
+        """Trailers of a successful call: no REST route reads them."""
 
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing_metadata: MetadataPairs = ()
@@ -103,8 +102,6 @@ class StreamCall:
         except asyncio.CancelledError:
             self._end_now(rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!"))
             raise
-        except TimeoutError:
-            error = rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         except Exception as exc:  # handed to the reader, raised there
             error = _as_rpc_error(exc)
         await self._queue.put((EOF, error))  # after every message, as the reader takes them
@@ -132,15 +129,17 @@ class StreamCall:
         return True
 
 
-def _as_rpc_error(exc: BaseException) -> BaseException:
+def _as_rpc_error(exc: Exception) -> grpc.aio.AioRpcError:
+    """What a caller over gRPC would get for ``exc``, raised by a call or its deadline
+    (``asyncio.timeout``'s TimeoutError: the servicer turns its own timeouts into aborts)."""
     if isinstance(exc, grpc.aio.AioRpcError):
         return exc
     if isinstance(exc, _Aborted):
         return rpc_error(exc.code, exc.details, exc.trailers)
-    if isinstance(exc, Exception):
-        log.exception("in-process call failed unexpectedly")
-        return rpc_error(grpc.StatusCode.UNKNOWN, "unexpected error in the server")
-    return exc
+    if isinstance(exc, TimeoutError):
+        return rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
+    log.exception("in-process call failed unexpectedly")
+    return rpc_error(grpc.StatusCode.UNKNOWN, "unexpected error in the server")
 
 
 class InProcessStub:
@@ -188,12 +187,6 @@ class InProcessStub:
             try:
                 async with asyncio.timeout(timeout):
                     return await method(request, context)
-            except TimeoutError:
-                raise rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
-            except _Aborted as exc:
-                raise rpc_error(exc.code, exc.details, exc.trailers) from None
-            except grpc.aio.AioRpcError:
-                raise
             except Exception as exc:
                 raise _as_rpc_error(exc) from None
             finally:
@@ -204,10 +197,7 @@ class InProcessStub:
     def _admit(self, name: str, metadata: MetadataPairs) -> None:
         if self._closed:
             raise rpc_error(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
-        if SERVICE + name in OPEN_METHODS or not self._keys.enabled:
-            return
-        auth = next((v for k, v in metadata if k == "authorization"), None)
-        if not self._keys.allows(auth):
+        if not self._keys.admits(SERVICE + name, metadata):
             trailers = ((ERROR_CODE_KEY, "unauthenticated"),)
             raise rpc_error(grpc.StatusCode.UNAUTHENTICATED, DENIED, trailers)
 

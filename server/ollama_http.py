@@ -105,12 +105,6 @@ class _Connection(asyncio.Protocol):
                 )
             )
 
-    def pause_writing(self) -> None:  # request bodies are small; nothing to hold back
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
@@ -147,7 +141,9 @@ class _Connection(asyncio.Protocol):
         self.transport.write(request)
 
     async def wait(self, timeout: float) -> None:
-        """Until something new happens (headers, bytes, the end, a failure)."""
+        """Until something new happens (headers, bytes, the end, a failure); raises
+        ``ReadTimeout`` after ``timeout`` seconds of nothing. Callers look at ``error``
+        themselves, after the bytes that came before it."""
         loop = asyncio.get_running_loop()
         waiter = self.waiter = loop.create_future()
         timer = loop.call_later(timeout, self._time_out, waiter, timeout)
@@ -156,8 +152,6 @@ class _Connection(asyncio.Protocol):
         finally:
             timer.cancel()
             self.waiter = None
-        if self.error is not None and not self.chunks:
-            raise self.error
 
     def take(self) -> bytes:
         data = b"".join(self.chunks) if len(self.chunks) != 1 else self.chunks[0]
