@@ -39,6 +39,7 @@ from ollama_emulator.validation import (
 from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time, metrics
 
 _PROMPT_EVAL_NS_PER_TOKEN = 100_000
+_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ async def produce_chat(exchange: Exchange, plan: ChatPlan) -> None:
         thinks=plan.thinks,
         num_predict=plan.options.num_predict,
         stop=plan.options.stop,
+        length=exchange.faults.answer_tokens,
     )
     if plan.stream:
         await _stream(exchange, plan, generation)
@@ -187,10 +189,12 @@ async def _stream(exchange: Exchange, plan: ChatPlan, generation: Generation) ->
     cut_at = _position(faults.cut_after_chunks, len(tokens))
     fail_at = _position(faults.error_after_chunks, len(tokens))
     # Tokens fall due at a fixed rate from the start, as a model generates them: time
-    # spent writing one is not added to the wait for the next.
+    # spent writing one is not added to the wait for the next. Tokens already due go
+    # out together (up to _BATCH lines a write), so a fast answer is streamed fast.
     loop = asyncio.get_running_loop()
     due = loop.time()
-    for index in range(len(tokens) + 1):
+    index = 0
+    while True:
         if index == cut_at:
             await exchange.drop_connection()
             return
@@ -202,7 +206,13 @@ async def _stream(exchange: Exchange, plan: ChatPlan, generation: Generation) ->
         due += faults.token_delay
         if await exchange.pause(due - loop.time()):
             return
-        await exchange.write_line(_chunk(plan.name, *tokens[index]))
+        end = index + 1
+        limit = min(x for x in (len(tokens), cut_at, fail_at, index + _BATCH) if x is not None)
+        while end < limit and due + faults.token_delay <= loop.time():
+            due += faults.token_delay
+            end += 1
+        await exchange.write_lines([_chunk(plan.name, *tokens[i]) for i in range(index, end)])
+        index = end
     if exchange.client_gone():
         return
     done = _final(exchange, plan, generation, {"role": "assistant", "content": ""})

@@ -13,6 +13,8 @@ Chat (``generate``):
   the tokens gives the text back exactly. Each streamed chunk carries one token.
 * ``options.stop``: the answer (not the thinking) ends just before the first
   occurrence of any stop string; done_reason "stop".
+* ``length``: when given, the answer is the echo repeated (tokens in a cycle) until it
+  holds exactly ``length`` tokens: a very long answer for load and abandonment tests.
 * ``options.num_predict`` > 0 caps the tokens generated, thinking and answer together,
   thinking first. Like Ollama, reaching the cap ends with done_reason "length" even when
   the answer would have ended right there (the end-of-sequence token counts too).
@@ -28,6 +30,7 @@ asks for fewer (as Ollama does).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -118,11 +121,16 @@ def generate(
     thinks: bool = False,
     num_predict: int = 0,
     stop: Sequence[str] = (),
+    length: int | None = None,
 ) -> Generation:
     """What the emulated model answers to ``messages`` (see the module docstring)."""
     prompt = last_user_message(messages)
     thinking = tokenize(thinking_text(prompt)) if thinks else []
     content = tokenize(cut_at_stop(answer_text(prompt, structured=structured), stop))
+    if length is not None and content:
+        if num_predict > 0:
+            length = min(length, num_predict + 1)  # no need to build what is cut anyway
+        content = list(itertools.islice(itertools.cycle(content), length))
     done_reason = "stop"
     if num_predict > 0 and len(thinking) + len(content) >= num_predict:
         done_reason = "length"

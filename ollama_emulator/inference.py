@@ -115,6 +115,10 @@ class Exchange:
 
     async def write_line(self, content: Any) -> None:
         """One NDJSON line; the 200 headers go out with the first one, as with gin."""
+        await self.write_lines([content])
+
+    async def write_lines(self, contents: list[Any]) -> None:
+        """NDJSON lines in one write."""
         if not self.headers_sent:
             await self.send(
                 {
@@ -125,7 +129,11 @@ class Exchange:
             )
             self.headers_sent = True
         await self.send(
-            {"type": "http.response.body", "body": dumps(content) + b"\n", "more_body": True}
+            {
+                "type": "http.response.body",
+                "body": b"".join(dumps(c) + b"\n" for c in contents),
+                "more_body": True,
+            }
         )
 
     async def end_stream(self) -> None:

@@ -34,12 +34,18 @@ class Faults:
     ``load_delay``, ``busy``, ``error_status``, ``error_after_chunks`` and
     ``cut_after_chunks``. Each request they apply to decrements it; at 0 they stop
     applying (the settings themselves stay, so a test can read them back).
-    ``token_delay`` is pacing, not a failure: it always applies.
+    ``token_delay`` is pacing, not a failure: it always applies; so does
+    ``answer_tokens``, which makes every chat answer that many tokens long (the echo
+    repeated), streamed as fast as ``token_delay`` allows.
     ``tags_error_status`` makes /api/tags and /api/version fail; ``times`` does not
-    count those.
+    count those. ``hang`` makes the emulator a host that accepts connections and
+    never answers: every request, on any path, is read and left waiting until the
+    client gives up.
     """
 
     token_delay: float = 0.0
+    answer_tokens: int | None = None
+    hang: bool = False
     load_delay: float = 0.0
     error_status: int | None = None
     error_message: str = "llama runner process has terminated: exit status 2"
@@ -59,7 +65,12 @@ class Faults:
         )
 
     def without_failures(self) -> Faults:
-        return Faults(token_delay=self.token_delay, error_message=self.error_message)
+        return Faults(
+            token_delay=self.token_delay,
+            answer_tokens=self.answer_tokens,
+            hang=self.hang,
+            error_message=self.error_message,
+        )
 
 
 @dataclass(frozen=True)

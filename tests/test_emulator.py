@@ -474,3 +474,34 @@ def test_threaded_server_runs_any_asgi_app() -> None:
         httpx.get(f"http://127.0.0.1:{port}/")
     with ThreadedServer(Starlette(routes=[Route("/", hello)]), port=port) as again:
         assert httpx.get(again.url).text == "hello"
+
+
+async def test_answer_tokens_streams_a_long_answer(
+    emu: Emulator, client: ollama.AsyncClient
+) -> None:
+    emu.faults.answer_tokens = 5000
+    parts = [
+        part
+        async for part in await client.chat(
+            model=CHAT, messages=MESSAGES, stream=True, options={"num_predict": 100_000}
+        )
+    ]
+    content = [p.message.content for p in parts if not p.done]
+    assert len(content) == 5000
+    echo = tokenize(generate(MESSAGES).content)
+    assert content[: len(echo)] == echo and content[len(echo)] == echo[0]
+    assert parts[-1].done and parts[-1].eval_count == 5000
+    capped = await client.chat(model=CHAT, messages=MESSAGES, options={"num_predict": 7})
+    assert capped.eval_count == 7 and capped.done_reason == "length"
+
+
+async def test_hang_accepts_and_never_answers(emu: Emulator) -> None:
+    emu.faults.hang = True
+    async with httpx.AsyncClient(base_url=emu.url, timeout=0.3) as http:
+        for path in ("/api/version", "/api/tags"):
+            with pytest.raises(httpx.ReadTimeout):
+                await http.get(path)
+    assert await emu.wait_for_requests_async("/api/tags", 1, timeout=5)
+    emu.faults.hang = False
+    async with httpx.AsyncClient(base_url=emu.url, timeout=5) as http:
+        assert (await http.get("/api/version")).status_code == 200
