@@ -151,6 +151,15 @@ class Emulator:
     async def wait_for_active_async(self, n: int = 1, *, timeout: float) -> bool:
         return await asyncio.to_thread(self.wait_for_active, n, timeout=timeout)
 
+    @property
+    def blocked_writes(self) -> int:
+        """Streamed responses whose last write waits for the client to read."""
+        return self.state.blocked_writes
+
+    async def wait_for_blocked_writes_async(self, n: int = 1, *, timeout: float) -> bool:
+        """Until ``n`` streamed responses wait for their reader; False on timeout."""
+        return await asyncio.to_thread(self.state.wait_for_blocked_writes, n, timeout)
+
     def wait_for_idle(self, *, timeout: float) -> bool:
         """Blocks until no chat/embed response is in progress; False on timeout."""
         return self.state.wait_for_idle(timeout)

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ollama_emulator.models import ModelSpec
 from ollama_emulator.state import EmulatorState, Faults
@@ -128,13 +128,35 @@ class Exchange:
                 }
             )
             self.headers_sent = True
-        await self.send(
+        await self._send_watched(
             {
                 "type": "http.response.body",
                 "body": b"".join(dumps(c) + b"\n" for c in contents),
                 "more_body": True,
             }
         )
+
+    async def _send_watched(self, message: Message) -> None:
+        """Sends ``message``, counting it in ``EmulatorState.blocked_writes`` while it
+        waits for the client to read (a send that completes without yielding to the
+        loop was never blocked; one still pending at the loop's next turn is)."""
+        state = self.state
+        blocked = False
+        sending = True
+
+        def check() -> None:
+            nonlocal blocked
+            if sending:
+                blocked = True
+                state.write_blocked(True)
+
+        asyncio.get_running_loop().call_soon(check)
+        try:
+            await self.send(message)
+        finally:
+            sending = False
+            if blocked:
+                state.write_blocked(False)
 
     async def end_stream(self) -> None:
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})

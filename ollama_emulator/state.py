@@ -97,6 +97,7 @@ class EmulatorState:
         self._requests: deque[RecordedRequest] = deque(maxlen=keep)
         self._disconnects = 0
         self._active = 0
+        self._blocked = 0
         self._loaded: dict[str, tuple[ModelSpec, float]] = {}
         self._stopping = False
 
@@ -133,6 +134,20 @@ class EmulatorState:
         with self._cond:
             self._active -= 1
             self._cond.notify_all()
+
+    @property
+    def blocked_writes(self) -> int:
+        """Streamed responses whose last write waits for the client to read."""
+        with self._cond:
+            return self._blocked
+
+    def write_blocked(self, blocked: bool) -> None:
+        with self._cond:
+            self._blocked += 1 if blocked else -1
+            self._cond.notify_all()
+
+    def wait_for_blocked_writes(self, n: int, timeout: float) -> bool:
+        return self.wait_until(lambda: self._blocked >= n, timeout)
 
     def client_disconnected(self) -> None:
         """Counts a response the client abandoned, unless the server itself is going down."""

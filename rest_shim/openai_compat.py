@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import grpc
 from grpc.aio import EOF  # type: ignore[attr-defined]
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
@@ -46,6 +46,7 @@ from rest_shim.openai_mapping import (
     model_object,
 )
 from rest_shim.sse import SSE_HEADERS
+from rest_shim.streaming import RpcStreamResponse
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ChatStreamCall = grpc.aio.UnaryStreamCall[pb.ChatStreamRequest, pb.ChatStreamResponse]
@@ -170,14 +171,14 @@ async def _stream(request: Request, b: Backend, parsed: ChatCompletionRequest) -
         return rpc_error(exc, parsed.max_tokens_param)
     model = first.model if isinstance(first, pb.ChatStreamResponse) else ""
     chunks = ChunkFactory.start(model or parsed.rpc.model, parsed.include_usage)
-    return StreamingResponse(
-        _chunks(call, first, chunks), media_type="text/event-stream", headers=SSE_HEADERS
+    return RpcStreamResponse(
+        _chunks(call, first, chunks), call, media_type="text/event-stream", headers=SSE_HEADERS
     )
 
 
 async def _chunks(
     call: ChatStreamCall, first: object, chunks: ChunkFactory
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     """Role chunk, one chunk per delta, the finish (and usage) chunks, ``[DONE]``.
 
     The RPC is read to its end (EOF) so that the server finishes the call itself; a
@@ -197,9 +198,6 @@ async def _chunks(
     except grpc.aio.AioRpcError as exc:
         status, code, detail = rpc_error_parts(exc)
         yield _sse(error_object(status, detail, code))
-    finally:
-        # A client that went away cancels this generator: stop the RPC with it.
-        call.cancel()
     yield DONE
 
 

@@ -8,13 +8,13 @@ which closes the server's request to Ollama.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
 from grpc.aio import EOF  # type: ignore[attr-defined]
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim import mapping
@@ -22,6 +22,7 @@ from rest_shim.backend import Backend, metadata
 from rest_shim.errors import error_response, rpc_error_parts, rpc_error_response
 from rest_shim.fastjson import dumps
 from rest_shim.http_io import ClientDisconnected, unless_disconnected
+from rest_shim.streaming import RpcStreamResponse
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -42,15 +43,15 @@ async def stream_chat(request: Request, b: Backend, rpc_request: pb.ChatRequest)
         return error_response(499, "cancelled", "the client closed the request")
     except grpc.aio.AioRpcError as exc:
         return rpc_error_response(exc)
-    return StreamingResponse(
-        _events(call, first), media_type="text/event-stream", headers=SSE_HEADERS
+    return RpcStreamResponse(
+        _events(call, first), call, media_type="text/event-stream", headers=SSE_HEADERS
     )
 
 
 async def _events(
     call: grpc.aio.UnaryStreamCall[pb.ChatStreamRequest, pb.ChatStreamResponse],
     first: object,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     message = first
     try:
         while message is not EOF:
@@ -63,6 +64,3 @@ async def _events(
             {"status": "error", "code": code, "detail": detail, "http_status": status},
             event="error",
         )
-    finally:
-        # A client that went away cancels this generator: stop the RPC with it.
-        call.cancel()

@@ -7,7 +7,8 @@ INTERNAL "internal error": never a stack trace.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -69,20 +70,20 @@ class CallTracker:
     async def track(
         self, category: str, method: str, context: Context, *, counted: bool = True
     ) -> AsyncIterator[Call]:
+        """Every way out of the block ends the call exactly once: success, failure (by
+        code) or cancellation. Anything that is neither success nor an error
+        (cancellation, a task torn down, a generator closed) counts as cancelled."""
         call = Call(category, method, time.perf_counter(), self.deadline(context))
         call.request_id = _request_id(context)
         token = request_id.set(call.request_id)
         try:
             yield call
-        except asyncio.CancelledError:
-            self._finish(call, Outcome.CANCELLED, "cancelled", counted, status="CANCELLED")
-            raise
         except LlmError as exc:
             await self._abort(call, exc, context, counted)
         except TimeoutError:
             timeout = OllamaTimeout(
-                f"overall timeout: Ollama did not finish answering with model "
-                f"'{call.model}' within {call.timeout:g} s"
+                f"overall timeout: the answer with model '{call.model}' did not finish "
+                f"within {call.timeout:g} s"
             )
             await self._abort(call, timeout, context, counted)
         except Exception:
@@ -96,11 +97,14 @@ class CallTracker:
                     (REQUEST_ID_HEADER, call.request_id),
                 ),
             )
+        except BaseException:  # CancelledError, GeneratorExit
+            self._finish(call, Outcome.CANCELLED, "cancelled", counted, status="CANCELLED")
+            raise
         else:
             self._finish(call, Outcome.SUCCESS, "", counted)
             context.set_trailing_metadata(((REQUEST_ID_HEADER, call.request_id),))
         finally:
-            request_id.reset(token)
+            _reset(token)
 
     async def _abort(self, call: Call, exc: LlmError, context: Context, counted: bool) -> None:
         if exc.code in ("invalid_argument", "model_not_found"):
@@ -167,6 +171,14 @@ class CallTracker:
         log.log(
             level, "%s %s %s", call.category, call.method, outcome.value, extra={"fields": fields}
         )
+
+
+def _reset(token: contextvars.Token[str]) -> None:
+    """Restores the request id of the caller's context. A block left from another
+    context (an abandoned generator finalised elsewhere) cannot reset it, and must not
+    fail because of it: that context's value is simply left."""
+    with contextlib.suppress(ValueError):
+        request_id.reset(token)
 
 
 def _request_id(context: Context) -> str:

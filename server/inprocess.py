@@ -16,8 +16,9 @@ request. What a real channel gives the servicer is kept:
 - shutdown: once ``close()`` is called new calls fail UNAVAILABLE, and ``drain(grace)``
   waits for the calls in flight, cancelling what is left when the grace period ends.
 
-A stream runs the servicer's generator in a task of its own, as the gRPC server does,
-handing messages over through a small queue (its bound is the stream's flow control).
+A stream runs the servicer in a task of its own, as the gRPC server does; its
+``context.write`` hands messages over through a small bounded channel (the stream's
+flow control), and cancelling the call cancels that task.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import grpc
@@ -58,12 +60,70 @@ def rpc_error(
     return grpc.aio.AioRpcError(code, Metadata(), Metadata(*trailers), details, None)
 
 
+class _Channel:
+    """A bounded hand-over of one stream's messages from its servicer to its reader.
+
+    ``put`` waits for room (the stream's flow control, like a gRPC write); ``close``
+    never waits, so the end of a stream (and its status) reaches the reader whatever
+    the reader does. Nothing here can strand the writer: it only ever waits inside its
+    own task, where cancellation reaches it.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._items: deque[Any] = deque()
+        self._size = size
+        self._closed = False
+        self._error: BaseException | None = None
+        self._reader: asyncio.Future[None] | None = None
+        self._writer: asyncio.Future[None] | None = None
+
+    async def put(self, item: Any) -> None:
+        while len(self._items) >= self._size:
+            self._writer = asyncio.get_running_loop().create_future()
+            try:
+                await self._writer
+            finally:
+                self._writer = None
+        self._items.append(item)
+        _wake(self._reader)
+
+    def close(self, error: BaseException | None) -> None:
+        """The end of the stream: after the messages put so far, EOF or ``error``."""
+        self._closed = True
+        self._error = error
+        _wake(self._reader)
+
+    async def get(self) -> Any:
+        while not self._items:
+            if self._closed:
+                error, self._error = self._error, None
+                if error is not None:
+                    raise error
+                return EOF
+            self._reader = asyncio.get_running_loop().create_future()
+            try:
+                await self._reader
+            finally:
+                self._reader = None
+        item = self._items.popleft()
+        _wake(self._writer)
+        return item
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 class _Context:
     """The part of ``grpc.aio.ServicerContext`` the servicer uses."""
 
-    def __init__(self, metadata: MetadataPairs, deadline: float | None) -> None:
+    def __init__(
+        self, metadata: MetadataPairs, deadline: float | None, channel: _Channel | None = None
+    ) -> None:
         self._metadata = metadata
         self._deadline = deadline
+        self._channel = channel
 
     def time_remaining(self) -> float | None:
         if self._deadline is None:
@@ -76,6 +136,10 @@ class _Context:
     def set_trailing_metadata(self, trailing_metadata: MetadataPairs) -> None:
         """Trailers of a successful call: no REST route reads them."""
 
+    async def write(self, message: Any) -> None:
+        assert self._channel is not None, "write() on a unary call"
+        await self._channel.put(message)
+
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing_metadata: MetadataPairs = ()
     ) -> None:
@@ -84,42 +148,50 @@ class _Context:
 
 class StreamCall:
     """The shim's side of a server-streaming call: ``await read()`` (a message, or
-    ``grpc.aio.EOF`` at the end) and ``cancel()``."""
+    ``grpc.aio.EOF`` at the end) and ``cancel()``.
+
+    The servicer runs in a task of its own, as under a gRPC server, and writes into a
+    ``_Channel``; ``cancel()`` cancels that task, so the servicer unwinds where it
+    waits (for Ollama, or for room to write) and releases what it holds.
+    """
 
     def __init__(
-        self, calls: InProcessStub, messages: AsyncIterator[Any], timeout: float | None
+        self,
+        calls: InProcessStub,
+        run: Callable[[_Context], Awaitable[None]],
+        metadata: MetadataPairs,
+        timeout: float | None,
     ) -> None:
-        self._queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue(STREAM_BUFFER)
+        self._channel = _Channel(STREAM_BUFFER)
         self._ended = False
-        self._task = calls.spawn(self._pump(messages, timeout))
+        context = _Context(tuple(metadata), _deadline(timeout), self._channel)
+        self._task = calls.spawn(self._serve(run, context, timeout))
 
-    async def _pump(self, messages: AsyncIterator[Any], timeout: float | None) -> None:
+    async def _serve(
+        self, run: Callable[[_Context], Awaitable[None]], context: _Context, timeout: float | None
+    ) -> None:
         error: BaseException | None = None
         try:
             async with asyncio.timeout(timeout):
-                async for message in messages:
-                    await self._queue.put((message, None))
+                await run(context)
         except asyncio.CancelledError:
-            self._end_now(rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!"))
+            error = rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled by application!")
             raise
         except Exception as exc:  # handed to the reader, raised there
             error = _as_rpc_error(exc)
-        await self._queue.put((EOF, error))  # after every message, as the reader takes them
-
-    def _end_now(self, error: BaseException) -> None:
-        """Cancelled: the reader (if any) must learn it without waiting for room."""
-        if self._queue.full():
-            self._queue.get_nowait()
-        self._queue.put_nowait((EOF, error))
+        finally:
+            self._channel.close(error)
 
     async def read(self) -> Any:
         if self._ended:
             return EOF
-        message, error = await self._queue.get()
+        try:
+            message = await self._channel.get()
+        except BaseException:
+            self._ended = True
+            raise
         if message is EOF:
             self._ended = True
-            if error is not None:
-                raise error
         return message
 
     def cancel(self) -> bool:
@@ -165,13 +237,11 @@ class InProcessStub:
         timeout: float | None = None,
         metadata: MetadataPairs = (),
     ) -> StreamCall:
-        async def messages() -> AsyncIterator[pb.ChatStreamResponse]:
+        async def run(context: _Context) -> None:
             self._admit("ChatStream", metadata)  # refused at the first read, as over gRPC
-            context = _Context(tuple(metadata), _deadline(timeout))
-            async for message in self._service.ChatStream(request, context):  # type: ignore[arg-type]
-                yield message
+            await self._service.ChatStream(request, context)  # type: ignore[arg-type]
 
-        return StreamCall(self, messages(), timeout)
+        return StreamCall(self, run, metadata, timeout)
 
     def _unary(
         self, name: str, method: Callable[[Any, Any], Awaitable[T]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 from generated.llm.v1 import llm_service_pb2 as pb
@@ -105,23 +104,24 @@ class LlmService(pb_grpc.LlmServiceServicer):
             log.debug("CHAT response=%r", reply.response)
         return reply
 
-    async def ChatStream(
-        self, request: pb.ChatStreamRequest, context: Context
-    ) -> AsyncIterator[pb.ChatStreamResponse]:
+    async def ChatStream(self, request: pb.ChatStreamRequest, context: Context) -> None:
+        """Writes each event with ``context.write`` instead of yielding it: the RPC is
+        one coroutine in one task, so a caller that cancels, leaves or stops reading
+        (its write waits for room within the call's timeout) ends it here, in this
+        task, and every ``finally`` below runs at once: the slot and the Ollama
+        connection are released and the request is counted."""
         async with self._calls.track("CHAT", "ChatStream", context) as call:
             call.stream = True
             payload = chat_payload(request.request, self._settings)
             call.model = payload["model"]
             log.debug("CHAT messages=%r", payload["messages"])
             async with self._limiter.slot(call.remaining()):
-                async for event in self._stream(payload, call):
-                    yield event
+                await self._stream(payload, call, context)
 
-    async def _stream(
-        self, payload: dict[str, Any], call: Call
-    ) -> AsyncIterator[pb.ChatStreamResponse]:
+    async def _stream(self, payload: dict[str, Any], call: Call, context: Context) -> None:
         """Relays Ollama's chunks. Until the first token arrives the first-token timeout
-        (model load included) applies; after it, the overall timeout."""
+        (model load included) applies; after it, the overall timeout, which also bounds
+        the time spent waiting for a slow reader."""
         loop = asyncio.get_running_loop()
         overall_end = loop.time() + call.remaining()
         first_wait = min(self._settings.first_token_timeout, call.remaining())
@@ -132,7 +132,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
             ):
                 async for chunk in chunks:
                     if chunk.get("done"):
-                        yield self._final_event(chunk, call)
+                        await context.write(self._final_event(chunk, call))
                         return
                     message = chunk.get("message") or {}
                     content = str(message.get("content") or "")
@@ -142,8 +142,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
                     if call.time_to_first_token_ms is None:
                         call.time_to_first_token_ms = call.elapsed_ms()
                         limit.reschedule(overall_end)
-                    yield pb.ChatStreamResponse(
-                        content=content, thinking=thinking, model=call.model
+                    await context.write(
+                        pb.ChatStreamResponse(content=content, thinking=thinking, model=call.model)
                     )
         except TimeoutError:
             if call.time_to_first_token_ms is None and first_wait < call.timeout:
