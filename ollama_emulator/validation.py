@@ -176,8 +176,8 @@ def parse_keep_alive(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ApiError(400, f"Unsupported type: '{go_type(value)}'")
-    if isinstance(value, int | float):
-        return math.inf if value < 0 else float(value)
+    if isinstance(value, int | float):  # whole seconds: Go truncates the number
+        return math.inf if value < 0 else float(int(value))
     seconds = parse_go_duration(value)
     return math.inf if seconds < 0 else seconds
 
