@@ -121,7 +121,7 @@ class Emulator:
 
     @property
     def active_responses(self) -> int:
-        """/api/chat and /api/embed responses being produced right now."""
+        """/api/generate, /api/chat and /api/embed(dings) responses being produced right now."""
         return self.state.active_responses
 
     def reset(self) -> None:
@@ -145,14 +145,14 @@ class Emulator:
         return await asyncio.to_thread(self.wait_for_requests, path, n, timeout=timeout)
 
     def wait_for_active(self, n: int = 1, *, timeout: float) -> bool:
-        """Blocks until at least ``n`` chat/embed responses are in progress; False on timeout."""
+        """Blocks until at least ``n`` inference responses are in progress; False on timeout."""
         return self.state.wait_for_active(n, timeout)
 
     async def wait_for_active_async(self, n: int = 1, *, timeout: float) -> bool:
         return await asyncio.to_thread(self.wait_for_active, n, timeout=timeout)
 
     def wait_for_idle(self, *, timeout: float) -> bool:
-        """Blocks until no chat/embed response is in progress; False on timeout."""
+        """Blocks until no inference response is in progress; False on timeout."""
         return self.state.wait_for_idle(timeout)
 
     async def wait_for_idle_async(self, *, timeout: float) -> bool:

@@ -1,4 +1,4 @@
-"""The life of a /api/chat or /api/embed response: queue, model load, faults, body.
+"""The life of an inference response (generate, chat, embed): queue, model load, faults, body.
 
 Once a request is valid its handler returns an ``InferenceResponse``. The response is
 an ASGI callable, so everything after validation (the busy check, the load delay, the

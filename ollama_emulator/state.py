@@ -28,15 +28,15 @@ ConnectionCloser = Callable[[tuple[str, int]], bool]
 
 @dataclass
 class Faults:
-    """Fault settings, read afresh by every /api/chat and /api/embed request.
+    """Fault settings, read afresh by every inference request (generate, chat, embed).
 
     ``times`` counts how many more requests the *failures and stalls* apply to:
     ``load_delay``, ``busy``, ``error_status``, ``error_after_chunks`` and
     ``cut_after_chunks``. Each request they apply to decrements it; at 0 they stop
     applying (the settings themselves stay, so a test can read them back).
     ``token_delay`` is pacing, not a failure: it always applies; so does
-    ``answer_tokens``, which makes every chat answer that many tokens long (the echo
-    repeated), streamed as fast as ``token_delay`` allows; so does
+    ``answer_tokens``, which makes every chat and generate answer that many tokens
+    long (the echo repeated), streamed as fast as ``token_delay`` allows; so does
     ``cold_load_delay``, the time a model that is not loaded takes to load (a loaded
     model answers at once; requests arriving during a load wait for that same load,
     as with Ollama's scheduler). ``load_delay``, by contrast, stalls every request it
@@ -183,7 +183,7 @@ class EmulatorState:
     # -- faults --------------------------------------------------------------------
 
     def claim_faults(self) -> Faults:
-        """A snapshot of the faults for one chat/embed request, consuming one of ``times``."""
+        """A snapshot of the faults for one inference request, consuming one of ``times``."""
         with self._cond:
             faults = self.faults
             if not faults.has_failures() or faults.times is None:

@@ -114,6 +114,15 @@ async def test_keep_alive_zero_unloads_after_the_request(
     assert await running(client) == {}
 
 
+async def test_generate_and_embed_load_models_too(client: ollama.AsyncClient) -> None:
+    await client.embed(model=EMBEDDER, input="hello", keep_alive="10m")
+    await client.generate(model=CHAT, prompt="hello", keep_alive="20m")
+    assert list(await running(client)) == ["llama3.2:latest", "bge-m3:latest"]
+    unloaded = await client.generate(model=CHAT, keep_alive=0)
+    assert (unloaded.done, unloaded.done_reason) == (True, "unload")
+    assert list(await running(client)) == ["bge-m3:latest"]
+
+
 def test_each_instance_has_its_own_models_and_loads() -> None:
     seer = ModelSpec(
         name="seer:1b",
