@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import ollama
+import openai
 import pytest
 from pydantic import BaseModel, Field
 
@@ -260,6 +261,22 @@ async def test_a_schema_answer_validates(client: ollama.AsyncClient, stream: boo
     assert report.capital.name == PROMPT and report.capital.population >= 1000
     assert len(report.places) == 1 and report.sunny
     assert content == answer_text(PROMPT, structured=True, schema=schema)
+
+
+async def test_openai_parse_validates_through_the_service(
+    rest: httpx.AsyncClient, emulator: Emulator
+) -> None:
+    """``chat.completions.parse`` sends OpenAI's strict schema; the answer parses."""
+    base_url = str(rest.base_url).rstrip("/") + "/v1"
+    async with openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0) as oai:
+        done = await oai.chat.completions.parse(
+            model=CHAT, messages=[{"role": "user", "content": PROMPT}], response_format=Report
+        )
+    report = done.choices[0].message.parsed
+    assert report is not None and report.capital.name == PROMPT
+    assert done.choices[0].message.content == answer_text(
+        PROMPT, structured=True, schema=sent(emulator)["format"]
+    )
 
 
 # -- logprobs ---------------------------------------------------------------------------
