@@ -107,6 +107,18 @@ class Emulator:
         return self.state.catalog.models
 
     @property
+    def loaded(self) -> list[str]:
+        """Names (``model:tag``) of the models loaded now, as /api/ps lists them."""
+        return [model.key for model, _ in self.state.loaded_models()]
+
+    def load(self, name: str, keep_alive: float | None = None) -> None:
+        """Loads ``name`` at once, as a finished request with ``keep_alive`` seconds would."""
+        model = self.state.catalog.find(name)
+        if model is None:
+            raise KeyError(f"model '{name}' not found")
+        self.state.mark_loaded(model, keep_alive)
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of every request received, oldest first."""
         return self.state.requests

@@ -156,3 +156,16 @@ async def test_show_lists_the_declared_capabilities(
     for spec in emulator.models:
         shown = await client.show(spec.key)
         assert shown.capabilities == list(spec.capabilities)
+
+
+async def test_the_test_side_sees_and_makes_loads(
+    emulator: Emulator, client: ollama.AsyncClient
+) -> None:
+    emulator.faults.cold_load_delay = COLD
+    assert emulator.loaded == []
+    emulator.load(THINKER, keep_alive=60)
+    assert emulator.loaded == [THINKER] == list(await running(client))
+    warm = await client.chat(model=THINKER, messages=MESSAGES)
+    assert load_seconds(warm) < COLD / 2
+    with pytest.raises(KeyError):
+        emulator.load("nope")
