@@ -39,6 +39,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0.0,
         help="seconds of model load per request (default: %(default)s)",
     )
+    parser.add_argument(
+        "--cold-load-delay",
+        type=float,
+        default=0.0,
+        help="seconds a model that is not loaded takes to load (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -47,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = EmulatorState(keep=0)  # nobody reads the requests of a standalone emulator
     state.faults.token_delay = args.token_delay
     state.faults.load_delay = args.load_delay
+    state.faults.cold_load_delay = args.cold_load_delay
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # see runner.py
     try:

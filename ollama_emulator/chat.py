@@ -1,16 +1,25 @@
 """POST /api/chat: validation in Ollama's order, then a streamed or single answer.
 
-Checks follow server/routes.go ChatHandler: body decoding (400), missing model (400
-"model is required"), unknown model (404 "model 'x' not found"), the unload request
-(no messages, keep_alive 0), ``think`` on a model that cannot think (400), capabilities
+Checks follow server/routes.go ChatHandler: body decoding (400, images included: see
+``images``), ``top_logprobs`` outside 0..20 (400), missing model (400 "model is
+required"), unknown model (404 "model 'x' not found"), the unload request (no
+messages, keep_alive 0), ``think`` on a model that cannot think (400), capabilities
 (400 "does not support chat" / "... does not support tools"), option types (500),
-then the scheduler (see ``inference``). Roles are not checked: Ollama passes any role
-to the model's template.
+then the scheduler (see ``inference``). Roles are not checked: Ollama passes any
+role to the model's template.
+
+Ollama's handler does not check images against the model: a model without the
+"vision" capability fails in its runner, after the load, with 500 "Failed to create
+new sequence: this model is missing data required for image input"; so does the
+emulator, whichever message carries the images.
+
+Tool calls stream as Ollama's parsers emit them: thinking lines, then one line whose
+message has empty content and the ``tool_calls``, then the done line; a single
+answer carries them in its message. Content and done_reason stay "" and "stop".
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,27 +28,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ollama_emulator.content import Generation, count_prompt_tokens, generate
+from ollama_emulator.decoding import get_logprobs, get_messages, get_tools
 from ollama_emulator.inference import Exchange, InferenceResponse
-from ollama_emulator.models import COMPLETION, THINKING, TOOLS, ModelSpec, qualified_name
+from ollama_emulator.models import COMPLETION, THINKING, TOOLS, VISION, ModelSpec, qualified_name
 from ollama_emulator.state import EmulatorState
+from ollama_emulator.streaming import Piece, all_logprobs, pieces, single, stream
 from ollama_emulator.validation import (
     ApiError,
     GenerationOptions,
     format_error,
     get_bool,
-    get_messages,
     get_options,
     get_str,
     parse_body,
     parse_keep_alive,
     parse_options,
     parse_think,
-    type_error,
 )
 from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time, metrics
 
-_PROMPT_EVAL_NS_PER_TOKEN = 100_000
-_BATCH = 64
+PROMPT_EVAL_NS_PER_TOKEN = 100_000
+NO_VISION_MESSAGE = (
+    "Failed to create new sequence: this model is missing data required for image input"
+)
+"""What Ollama's runner answers (500) when a model without vision is given images."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +64,12 @@ class ChatPlan:
     stream: bool
     thinks: bool
     structured: bool
+    schema: dict[str, Any] | None
     format_error: str | None
     options: GenerationOptions
     keep_alive: float | None
+    tools: list[dict[str, Any]]
+    top_logprobs: int | None
 
 
 async def chat_endpoint(request: Request, state: EmulatorState) -> Response:
@@ -79,13 +94,12 @@ def plan_chat(body: dict[str, Any], state: EmulatorState) -> ChatPlan | Response
     """Validates like Ollama; a Response for requests answered without the scheduler."""
     name = get_str(body, "model", "ChatRequest")
     messages = get_messages(body)
-    stream = get_bool(body, "stream", "ChatRequest")
+    stream_wanted = get_bool(body, "stream", "ChatRequest")
     think = parse_think(body.get("think"))
     keep_alive = parse_keep_alive(body.get("keep_alive"))
     raw_options = get_options(body, "ChatRequest")
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise type_error(tools, "ChatRequest", "tools", "api.Tools")
+    tools = get_tools(body)
+    top_logprobs = get_logprobs(body, "ChatRequest")
 
     if not name.strip():
         raise ApiError(400, "model is required")
@@ -108,12 +122,15 @@ def plan_chat(body: dict[str, Any], state: EmulatorState) -> ChatPlan | Response
         name=name,
         model=model,
         messages=messages,
-        stream=stream is not False,
+        stream=stream_wanted is not False,
         thinks=model.supports(THINKING) and (model.always_thinks or think is not False),
         structured=fmt not in (None, ""),
+        schema=fmt if isinstance(fmt, dict) else None,
         format_error=format_error(fmt),
         options=options,
         keep_alive=keep_alive,
+        tools=tools,
+        top_logprobs=top_logprobs,
     )
 
 
@@ -134,112 +151,81 @@ async def produce_chat(exchange: Exchange, plan: ChatPlan) -> None:
     if plan.format_error is not None:
         await exchange.send_json(500, {"error": plan.format_error})
         return
+    if not plan.model.supports(VISION) and any(m.get("images") for m in plan.messages):
+        await exchange.send_json(500, {"error": NO_VISION_MESSAGE})
+        return
     generation = generate(
         plan.messages,
         structured=plan.structured,
+        schema=plan.schema,
         thinks=plan.thinks,
         num_predict=plan.options.num_predict,
         stop=plan.options.stop,
         length=exchange.faults.answer_tokens,
+        tools=plan.tools,
     )
+    lines = pieces(generation, plan.top_logprobs)
     if plan.stream:
-        await _stream(exchange, plan, generation)
-    else:
-        await _single(exchange, plan, generation)
+        await stream(
+            exchange,
+            lines,
+            lambda piece: _chunk(plan.name, piece),
+            lambda: _final(exchange, plan, generation, _message("", "", ()), None),
+        )
+        return
+
+    def whole() -> dict[str, Any]:
+        message = _message(generation.content, generation.thinking, generation.tool_calls)
+        probs = all_logprobs(lines) if plan.top_logprobs is not None else None
+        return _final(exchange, plan, generation, message, probs)
+
+    await single(exchange, len(lines), whole)
 
 
-def _chunk(name: str, content: str, thinking: str | None = None) -> dict[str, Any]:
+def _message(content: str, thinking: str, tool_calls: tuple[dict[str, Any], ...]) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking:
         message["thinking"] = thinking
-    return {"model": name, "created_at": go_time(), "message": message, "done": False}
+    if tool_calls:
+        message["tool_calls"] = list(tool_calls)
+    return message
+
+
+def _chunk(name: str, piece: Piece) -> dict[str, Any]:
+    line: dict[str, Any] = {
+        "model": name,
+        "created_at": go_time(),
+        "message": _message(piece.content, piece.thinking, piece.tool_calls),
+        "done": False,
+    }
+    if piece.logprobs:
+        line["logprobs"] = list(piece.logprobs)
+    return line
 
 
 def _final(
-    exchange: Exchange, plan: ChatPlan, generation: Generation, message: dict[str, Any]
+    exchange: Exchange,
+    plan: ChatPlan,
+    generation: Generation,
+    message: dict[str, Any],
+    logprobs: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
     total_ns, load_ns, eval_ns = exchange.durations()
     prompt_tokens = count_prompt_tokens(plan.messages)
-    return {
+    line: dict[str, Any] = {
         "model": plan.name,
         "created_at": go_time(),
         "message": message,
         "done_reason": generation.done_reason,
         "done": True,
-        **metrics(
-            total_ns=total_ns,
-            load_ns=load_ns,
-            prompt_eval_count=prompt_tokens,
-            prompt_eval_ns=prompt_tokens * _PROMPT_EVAL_NS_PER_TOKEN,
-            eval_count=generation.eval_count,
-            eval_ns=eval_ns,
-        ),
     }
-
-
-async def _stream(exchange: Exchange, plan: ChatPlan, generation: Generation) -> None:
-    """One NDJSON line per token, ``token_delay`` before each, then the done line.
-
-    ``cut_after_chunks``/``error_after_chunks`` count token lines; a count past the
-    last token cuts or fails in place of the done line.
-    """
-    faults = exchange.faults
-    tokens: list[tuple[str, str | None]] = [("", t) for t in generation.thinking_tokens]
-    tokens += [(t, None) for t in generation.content_tokens]
-    cut_at = _position(faults.cut_after_chunks, len(tokens))
-    fail_at = _position(faults.error_after_chunks, len(tokens))
-    # Tokens fall due at a fixed rate from the start, as a model generates them: time
-    # spent writing one is not added to the wait for the next. Tokens already due go
-    # out together (up to _BATCH lines a write), so a fast answer is streamed fast.
-    loop = asyncio.get_running_loop()
-    due = loop.time()
-    index = 0
-    while True:
-        if index == cut_at:
-            await exchange.drop_connection()
-            return
-        if index == fail_at:
-            await exchange.stream_error(faults.error_message)
-            return
-        if index == len(tokens):
-            break
-        due += faults.token_delay
-        if await exchange.pause(due - loop.time()):
-            return
-        end = index + 1
-        limit = min(x for x in (len(tokens), cut_at, fail_at, index + _BATCH) if x is not None)
-        while end < limit and due + faults.token_delay <= loop.time():
-            due += faults.token_delay
-            end += 1
-        await exchange.write_lines([_chunk(plan.name, *tokens[i]) for i in range(index, end)])
-        index = end
-    if exchange.client_gone():
-        return
-    done = _final(exchange, plan, generation, {"role": "assistant", "content": ""})
-    await exchange.write_line(done)
-    await exchange.end_stream()
-
-
-def _position(count: int | None, length: int) -> int | None:
-    return None if count is None else min(max(count, 0), length)
-
-
-async def _single(exchange: Exchange, plan: ChatPlan, generation: Generation) -> None:
-    """The whole answer at once, after as long as streaming it would have taken."""
-    faults = exchange.faults
-    produced = generation.eval_count
-    for limit in (faults.cut_after_chunks, faults.error_after_chunks):
-        if limit is not None:
-            produced = min(produced, limit)
-    if await exchange.pause(faults.token_delay * produced):
-        return
-    if faults.cut_after_chunks is not None:
-        await exchange.drop_connection()
-        return
-    if faults.error_after_chunks is not None:
-        await exchange.send_json(500, {"error": faults.error_message})
-        return
-    message: dict[str, Any] = {"role": "assistant", "content": generation.content}
-    if generation.thinking:
-        message["thinking"] = generation.thinking
-    await exchange.send_json(200, _final(exchange, plan, generation, message))
+    if logprobs:
+        line["logprobs"] = logprobs
+    return line | metrics(
+        total_ns=total_ns,
+        load_ns=load_ns,
+        prompt_eval_count=prompt_tokens,
+        prompt_eval_ns=prompt_tokens * PROMPT_EVAL_NS_PER_TOKEN,
+        eval_count=generation.eval_count,
+        eval_ns=eval_ns,
+    )

@@ -5,22 +5,38 @@ emulator recorded, never from magic numbers.
 
 Chat (``generate``):
 
-* The *prompt* is the content of the last message whose role is "user" ("" if none).
-* The answer is ``"Echo: " + prompt``; when the request sets ``format`` (``"json"`` or
-  a JSON schema) it is instead ``json.dumps({"echo": prompt})``.
-* Models that think first produce the thinking text ``"Thinking about: " + prompt``.
+* The model answers one message: the last message when it comes from a tool (a
+  ``role: "tool"`` message carrying a tool's result), otherwise the last message
+  whose role is "user". Its content is the *prompt* ("" if there is none).
+* The answer is ``"Echo: " + prompt``, followed by ``images_note`` when that
+  message carries images: `` (2 images: 1a2b3c4d, 5e6f7a8b)``, the count and the
+  first 8 hex digits of the SHA-256 of each image's bytes, in order.
+* With ``format`` "json" the answer is ``json.dumps({"echo": prompt})``; with a
+  JSON schema it is ``json.dumps(schema_instance(schema, prompt))``, a value that
+  validates against the schema (rules in ``structured``). Images are not noted in
+  structured answers.
+* With ``tools``, when the last message is from the user, the model calls a tool
+  instead of answering (which one, and with what arguments: ``tools``); the answer
+  is then empty and the message carries ``tool_calls``.
+* Models that think first produce the thinking text ``"Thinking about: " + prompt``
+  (before a tool call too).
 * Text becomes tokens by ``tokenize``: words with their leading whitespace, so joining
-  the tokens gives the text back exactly. Each streamed chunk carries one token.
+  the tokens gives the text back exactly. Each streamed chunk carries one token; a
+  tool call comes whole, in one chunk of its own after the thinking.
 * ``options.stop``: the answer (not the thinking) ends just before the first
   occurrence of any stop string; done_reason "stop".
 * ``length``: when given, the answer is the echo repeated (tokens in a cycle) until it
   holds exactly ``length`` tokens: a very long answer for load and abandonment tests.
 * ``options.num_predict`` > 0 caps the tokens generated, thinking and answer together,
   thinking first. Like Ollama, reaching the cap ends with done_reason "length" even when
-  the answer would have ended right there (the end-of-sequence token counts too).
-* ``eval_count`` is the number of tokens generated (thinking + answer);
-  ``prompt_eval_count`` is ``count_prompt_tokens(messages)``: whitespace-separated
-  words over the content of every message, all roles.
+  the answer would have ended right there (the end-of-sequence token counts too). A
+  tool call that does not fit whole under the cap is not made.
+* ``eval_count`` is the number of tokens generated (thinking + answer + the text of a
+  tool call, ``tools.call_text``); ``prompt_eval_count`` is
+  ``count_prompt_tokens(messages)``: whitespace-separated words over the content of
+  every message, all roles.
+
+Generate (``/api/generate``): see ``completion``. Log probabilities: see ``logprobs``.
 
 Embeddings (``embed_vector``): a vector seeded from the SHA-256 of the text, of the
 model's dimension, L2-normalised, and truncated + renormalised when ``dimensions``
@@ -38,6 +54,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ollama_emulator.images import image_digest
+from ollama_emulator.structured import schema_instance
+from ollama_emulator.tools import call_text, tool_call
 
 ANSWER_PREFIX = "Echo: "
 THINKING_PREFIX = "Thinking about: "
@@ -58,6 +78,13 @@ def last_user_message(messages: Sequence[Mapping[str, Any]]) -> str:
     return ""
 
 
+def prompt_message(messages: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The message the model answers: the last one if from a tool, else the last user one."""
+    if messages and messages[-1].get("role") == "tool":
+        return messages[-1]
+    return next((m for m in reversed(messages) if m.get("role") == "user"), None)
+
+
 def count_words(text: str) -> int:
     return len(text.split())
 
@@ -72,10 +99,27 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def answer_text(prompt: str, *, structured: bool) -> str:
+def images_note(images: Sequence[str | bytes]) -> str:
+    """`` (N images: d1, d2)``: how an answer shows the images it was given ("" if none)."""
+    if not images:
+        return ""
+    noun = "image" if len(images) == 1 else "images"
+    return f" ({len(images)} {noun}: {', '.join(image_digest(i) for i in images)})"
+
+
+def answer_text(
+    prompt: str,
+    *,
+    structured: bool,
+    schema: Mapping[str, Any] | None = None,
+    images: Sequence[str | bytes] = (),
+) -> str:
+    """The answer to ``prompt``: the echo, or JSON when ``structured``/``schema``."""
+    if schema is not None:
+        return json.dumps(schema_instance(schema, prompt))
     if structured:
         return json.dumps({"echo": prompt})
-    return ANSWER_PREFIX + prompt
+    return ANSWER_PREFIX + prompt + images_note(images)
 
 
 def thinking_text(prompt: str) -> str:
@@ -95,11 +139,12 @@ def cut_at_stop(text: str, stop: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Generation:
-    """The tokens one chat request produces, thinking first."""
+    """The tokens one request produces, thinking first, then an answer or tool calls."""
 
     thinking_tokens: tuple[str, ...]
     content_tokens: tuple[str, ...]
     done_reason: str
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
     @property
     def thinking(self) -> str:
@@ -111,22 +156,22 @@ class Generation:
 
     @property
     def eval_count(self) -> int:
-        return len(self.thinking_tokens) + len(self.content_tokens)
+        calls = sum(len(tokenize(call_text(c))) for c in self.tool_calls)
+        return len(self.thinking_tokens) + len(self.content_tokens) + calls
 
 
-def generate(
-    messages: Sequence[Mapping[str, Any]],
+def produce(
+    thinking_prompt: str | None,
+    answer: str,
     *,
-    structured: bool = False,
-    thinks: bool = False,
     num_predict: int = 0,
     stop: Sequence[str] = (),
     length: int | None = None,
 ) -> Generation:
-    """What the emulated model answers to ``messages`` (see the module docstring)."""
-    prompt = last_user_message(messages)
-    thinking = tokenize(thinking_text(prompt)) if thinks else []
-    content = tokenize(cut_at_stop(answer_text(prompt, structured=structured), stop))
+    """Thinking about ``thinking_prompt`` (None: no thinking), then ``answer``, as tokens
+    under ``stop``, ``length`` and ``num_predict`` (see the module docstring)."""
+    thinking = tokenize(thinking_text(thinking_prompt)) if thinking_prompt is not None else []
+    content = tokenize(cut_at_stop(answer, stop))
     if length is not None and content:
         if num_predict > 0:
             length = min(length, num_predict + 1)  # no need to build what is cut anyway
@@ -137,6 +182,40 @@ def generate(
         content = content[: max(0, num_predict - len(thinking))]
         thinking = thinking[:num_predict]
     return Generation(tuple(thinking), tuple(content), done_reason)
+
+
+def _calling(thinking: list[str], call: dict[str, Any], num_predict: int) -> Generation:
+    if num_predict > 0 and len(thinking) + len(tokenize(call_text(call))) >= num_predict:
+        return Generation(tuple(thinking[:num_predict]), (), "length")
+    return Generation(tuple(thinking), (), "stop", (call,))
+
+
+def generate(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    structured: bool = False,
+    schema: Mapping[str, Any] | None = None,
+    thinks: bool = False,
+    num_predict: int = 0,
+    stop: Sequence[str] = (),
+    length: int | None = None,
+    tools: Sequence[Any] = (),
+) -> Generation:
+    """What the emulated model answers to ``messages`` (see the module docstring)."""
+    message = prompt_message(messages)
+    prompt = message_content(message) if message is not None else ""
+    if tools and messages and messages[-1].get("role") == "user":
+        call = tool_call(tools, prompt)
+        if call is not None:
+            thinking = tokenize(thinking_text(prompt)) if thinks else []
+            return _calling(thinking, call, num_predict)
+    images = message.get("images") if message is not None else None
+    answer = answer_text(
+        prompt, structured=structured, schema=schema, images=images if images else ()
+    )
+    return produce(
+        prompt if thinks else None, answer, num_predict=num_predict, stop=stop, length=length
+    )
 
 
 def embed_vector(text: str, dim: int, dimensions: int | None = None) -> list[float]:

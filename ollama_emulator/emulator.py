@@ -107,6 +107,18 @@ class Emulator:
         return self.state.catalog.models
 
     @property
+    def loaded(self) -> list[str]:
+        """Names (``model:tag``) of the models loaded now, as /api/ps lists them."""
+        return [model.key for model, _ in self.state.loaded_models()]
+
+    def load(self, name: str, keep_alive: float | None = None) -> None:
+        """Loads ``name`` at once, as a finished request with ``keep_alive`` seconds would."""
+        model = self.state.catalog.find(name)
+        if model is None:
+            raise KeyError(f"model '{name}' not found")
+        self.state.mark_loaded(model, keep_alive)
+
+    @property
     def requests(self) -> list[RecordedRequest]:
         """A snapshot of every request received, oldest first."""
         return self.state.requests
@@ -121,7 +133,7 @@ class Emulator:
 
     @property
     def active_responses(self) -> int:
-        """/api/chat and /api/embed responses being produced right now."""
+        """/api/generate, /api/chat and /api/embed(dings) responses being produced right now."""
         return self.state.active_responses
 
     def reset(self) -> None:
@@ -145,7 +157,7 @@ class Emulator:
         return await asyncio.to_thread(self.wait_for_requests, path, n, timeout=timeout)
 
     def wait_for_active(self, n: int = 1, *, timeout: float) -> bool:
-        """Blocks until at least ``n`` chat/embed responses are in progress; False on timeout."""
+        """Blocks until at least ``n`` inference responses are in progress; False on timeout."""
         return self.state.wait_for_active(n, timeout)
 
     async def wait_for_active_async(self, n: int = 1, *, timeout: float) -> bool:
@@ -161,7 +173,7 @@ class Emulator:
         return await asyncio.to_thread(self.state.wait_for_blocked_writes, n, timeout)
 
     def wait_for_idle(self, *, timeout: float) -> bool:
-        """Blocks until no chat/embed response is in progress; False on timeout."""
+        """Blocks until no inference response is in progress; False on timeout."""
         return self.state.wait_for_idle(timeout)
 
     async def wait_for_idle_async(self, *, timeout: float) -> bool:

@@ -1,4 +1,4 @@
-"""The life of a /api/chat or /api/embed response: queue, model load, faults, body.
+"""The life of an inference response (generate, chat, embed): queue, model load, faults, body.
 
 Once a request is valid its handler returns an ``InferenceResponse``. The response is
 an ASGI callable, so everything after validation (the busy check, the load delay, the
@@ -196,9 +196,11 @@ Producer = Callable[[Exchange], Awaitable[None]]
 class InferenceResponse(Response):
     """Emulates Ollama's scheduler (queue full, model load) then runs ``produce``.
 
-    Order, as in Ollama: ``busy`` answers 503 at once; ``load_delay`` passes with
-    nothing sent; ``error_status`` answers after the load (a model that failed to
-    load); then the producer writes the body.
+    Order, as in Ollama: ``busy`` answers 503 at once; the load passes with nothing
+    sent (``cold_load_delay`` when the model is not loaded, plus ``load_delay``);
+    ``error_status`` answers after the load (a model that failed to load); then the
+    producer writes the body. The model counts as in use (listed by /api/ps) from
+    the end of its load until the response ends; then ``keep_alive`` runs.
     """
 
     def __init__(
@@ -233,11 +235,15 @@ class InferenceResponse(Response):
         if faults.busy:
             await exchange.send_json(503, {"error": BUSY_MESSAGE})
             return
-        if await exchange.pause(faults.load_delay):
+        cold = self._state.load_wait(self._model, faults.cold_load_delay)
+        if await exchange.pause(cold + faults.load_delay):
             return
         exchange.loaded_ns = time.monotonic_ns()
-        self._state.mark_loaded(self._model, self._keep_alive)
-        if faults.error_status is not None:
-            await exchange.send_json(faults.error_status, {"error": faults.error_message})
-            return
-        await self._produce(exchange)
+        self._state.acquire(self._model, self._keep_alive)
+        try:
+            if faults.error_status is not None:
+                await exchange.send_json(faults.error_status, {"error": faults.error_message})
+                return
+            await self._produce(exchange)
+        finally:
+            self._state.release(self._model)

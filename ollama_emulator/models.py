@@ -20,6 +20,8 @@ DEFAULT_TAG = "latest"
 
 COMPLETION = "completion"
 TOOLS = "tools"
+INSERT = "insert"
+VISION = "vision"
 THINKING = "thinking"
 EMBEDDING = "embedding"
 
@@ -33,7 +35,10 @@ class ModelSpec:
     ``always_thinks`` marks a model that reasons whatever ``think`` says (gpt-oss);
     other models with the "thinking" capability think unless ``think`` is false.
     ``embedding_dim`` is the length of the model's embedding vectors (and the
-    ``<family>.embedding_length`` of ``/api/show``).
+    ``<family>.embedding_length`` of ``/api/show``). ``capabilities`` is what
+    ``/api/show`` lists and what the inference endpoints check: "completion" (chat
+    and generate), "tools", "insert" (generate's ``suffix``), "vision" (images),
+    "thinking" and "embedding".
     """
 
     name: str
@@ -87,7 +92,8 @@ class ModelSpec:
 
 
 def default_models() -> list[ModelSpec]:
-    """gpt-oss:20b (reasoning chat), bge-m3 (embeddings), llama3.2 (chat, no thinking)."""
+    """gpt-oss:20b (reasoning chat), bge-m3 (embeddings), llama3.2 (chat, no thinking),
+    gemma3:4b (chat with images) and qwen2.5-coder:1.5b (code, fill-in-the-middle)."""
     return [
         ModelSpec(
             name="gpt-oss:20b",
@@ -122,6 +128,28 @@ def default_models() -> list[ModelSpec]:
             embedding_dim=3072,
             context_length=131072,
             modified_at=datetime(2025, 8, 4, 12, 0, 0, tzinfo=UTC),
+        ),
+        ModelSpec(
+            name="gemma3:4b",
+            family="gemma3",
+            parameter_size="4.3B",
+            quantization_level="Q4_K_M",
+            size=3338801804,
+            capabilities=(COMPLETION, VISION),
+            embedding_dim=2560,
+            context_length=131072,
+            modified_at=datetime(2025, 8, 3, 12, 0, 0, tzinfo=UTC),
+        ),
+        ModelSpec(
+            name="qwen2.5-coder:1.5b",
+            family="qwen2",
+            parameter_size="1.5B",
+            quantization_level="Q4_K_M",
+            size=986062089,
+            capabilities=(COMPLETION, TOOLS, INSERT),
+            embedding_dim=1536,
+            context_length=32768,
+            modified_at=datetime(2025, 8, 2, 12, 0, 0, tzinfo=UTC),
         ),
     ]
 

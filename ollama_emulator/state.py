@@ -28,15 +28,19 @@ ConnectionCloser = Callable[[tuple[str, int]], bool]
 
 @dataclass
 class Faults:
-    """Fault settings, read afresh by every /api/chat and /api/embed request.
+    """Fault settings, read afresh by every inference request (generate, chat, embed).
 
     ``times`` counts how many more requests the *failures and stalls* apply to:
     ``load_delay``, ``busy``, ``error_status``, ``error_after_chunks`` and
     ``cut_after_chunks``. Each request they apply to decrements it; at 0 they stop
     applying (the settings themselves stay, so a test can read them back).
     ``token_delay`` is pacing, not a failure: it always applies; so does
-    ``answer_tokens``, which makes every chat answer that many tokens long (the echo
-    repeated), streamed as fast as ``token_delay`` allows.
+    ``answer_tokens``, which makes every chat and generate answer that many tokens
+    long (the echo repeated), streamed as fast as ``token_delay`` allows; so does
+    ``cold_load_delay``, the time a model that is not loaded takes to load (a loaded
+    model answers at once; requests arriving during a load wait for that same load,
+    as with Ollama's scheduler). ``load_delay``, by contrast, stalls every request it
+    applies to, loaded model or not.
     ``tags_error_status`` makes /api/tags and /api/version fail; ``times`` does not
     count those. ``hang`` makes the emulator a host that accepts connections and
     never answers: every request, on any path, is read and left waiting until the
@@ -45,6 +49,7 @@ class Faults:
 
     token_delay: float = 0.0
     answer_tokens: int | None = None
+    cold_load_delay: float = 0.0
     hang: bool = False
     load_delay: float = 0.0
     error_status: int | None = None
@@ -68,9 +73,21 @@ class Faults:
         return Faults(
             token_delay=self.token_delay,
             answer_tokens=self.answer_tokens,
+            cold_load_delay=self.cold_load_delay,
             hang=self.hang,
             error_message=self.error_message,
         )
+
+
+@dataclass
+class _Loaded:
+    """A loaded model: ``session`` seconds kept after its last request (inf: forever,
+    0: unloaded when idle), ``expires_at`` (epoch) once idle, ``in_use`` requests."""
+
+    model: ModelSpec
+    session: float
+    expires_at: float = 0.0
+    in_use: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,7 +115,8 @@ class EmulatorState:
         self._disconnects = 0
         self._active = 0
         self._blocked = 0
-        self._loaded: dict[str, tuple[ModelSpec, float]] = {}
+        self._loaded: dict[str, _Loaded] = {}
+        self._loading: dict[str, float] = {}  # model key -> monotonic time its load ends
         self._stopping = False
 
     # -- recorded requests -------------------------------------------------------
@@ -180,7 +198,7 @@ class EmulatorState:
     # -- faults --------------------------------------------------------------------
 
     def claim_faults(self) -> Faults:
-        """A snapshot of the faults for one chat/embed request, consuming one of ``times``."""
+        """A snapshot of the faults for one inference request, consuming one of ``times``."""
         with self._cond:
             faults = self.faults
             if not faults.has_failures() or faults.times is None:
@@ -198,30 +216,86 @@ class EmulatorState:
 
     # -- loaded models (/api/ps) ---------------------------------------------------
 
-    def mark_loaded(self, model: ModelSpec, keep_alive: float | None) -> None:
-        seconds = DEFAULT_KEEP_ALIVE if keep_alive is None else keep_alive
+    def load_wait(self, model: ModelSpec, cold_delay: float) -> float:
+        """Seconds a request must wait for ``model`` to be loaded.
+
+        0 when it is loaded; the rest of a load already under way; otherwise a new
+        load of ``cold_delay`` seconds starts. A load whose requests all left is
+        abandoned, so the next request starts another.
+        """
+        now = time.monotonic()
         with self._cond:
-            if seconds <= 0:
-                self._loaded.pop(model.key, None)
-            else:
-                self._loaded[model.key] = (model, time.time() + seconds)
+            if self._live(model.key, time.time()):
+                return 0.0
+            loading_until = self._loading.get(model.key, 0.0)
+            if loading_until > now:
+                return loading_until - now
+            if cold_delay <= 0:
+                return 0.0
+            self._loading[model.key] = now + cold_delay
+            return cold_delay
+
+    def acquire(self, model: ModelSpec, keep_alive: float | None) -> None:
+        """A request starts using ``model`` (now loaded); ``keep_alive`` as requested."""
+        session = DEFAULT_KEEP_ALIVE if keep_alive is None else keep_alive
+        with self._cond:
+            self._loading.pop(model.key, None)
+            entry = self._loaded.get(model.key)
+            if entry is None or not self._live(model.key, time.time()):
+                entry = self._loaded[model.key] = _Loaded(model, session)
+            entry.session = session
+            entry.in_use += 1
+            self._cond.notify_all()
+
+    def release(self, model: ModelSpec) -> None:
+        """A request is done with ``model``: it stays loaded for its session, or unloads."""
+        with self._cond:
+            entry = self._loaded.get(model.key)
+            if entry is None or entry.in_use == 0:
+                return  # unloaded meanwhile
+            entry.in_use -= 1
+            if entry.in_use == 0:
+                if entry.session <= 0:
+                    del self._loaded[model.key]
+                else:
+                    entry.expires_at = time.time() + entry.session
+            self._cond.notify_all()
+
+    def mark_loaded(self, model: ModelSpec, keep_alive: float | None) -> None:
+        """Loads ``model`` as one finished request would leave it."""
+        self.acquire(model, keep_alive)
+        self.release(model)
 
     def unload(self, model: ModelSpec) -> None:
         with self._cond:
             self._loaded.pop(model.key, None)
+            self._loading.pop(model.key, None)
+            self._cond.notify_all()
+
+    def _live(self, key: str, now: float) -> bool:
+        entry = self._loaded.get(key)
+        return entry is not None and (entry.in_use > 0 or entry.expires_at > now)
 
     def loaded_models(self) -> list[tuple[ModelSpec, float]]:
-        """(model, expires_at epoch seconds), longest remaining first; expired ones dropped."""
+        """(model, expires_at epoch seconds), longest remaining first; expired ones dropped.
+
+        A model in use expires its session after now (Ollama starts the countdown
+        when the last request ends).
+        """
         now = time.time()
         with self._cond:
-            for key in [k for k, (_, exp) in self._loaded.items() if exp <= now]:
+            for key in [k for k in self._loaded if not self._live(k, now)]:
                 del self._loaded[key]
-            items = list(self._loaded.values())
+            items = [
+                (e.model, now + e.session if e.in_use else e.expires_at)
+                for e in self._loaded.values()
+            ]
         return sorted(items, key=lambda item: item[1], reverse=True)
 
     def forget_loaded(self) -> None:
         with self._cond:
             self._loaded.clear()
+            self._loading.clear()
 
     # -- reset ---------------------------------------------------------------------
 
@@ -232,4 +306,5 @@ class EmulatorState:
             self._requests.clear()
             self._disconnects = 0
             self._loaded.clear()
+            self._loading.clear()
             self._cond.notify_all()

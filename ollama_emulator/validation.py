@@ -143,22 +143,6 @@ def get_int(body: dict[str, Any], key: str, struct: str) -> int:
     return int(value)
 
 
-def get_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    value = body.get("messages")
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise type_error(value, "ChatRequest", "messages", "[]api.Message")
-    for item in value:
-        if item is not None and not isinstance(item, dict):
-            raise type_error(item, "ChatRequest", "messages", "api.Message")
-        for key in ("role", "content", "thinking"):
-            field = (item or {}).get(key)
-            if field is not None and not isinstance(field, str):
-                raise type_error(field, "Message", f"messages.{key}", "string")
-    return [item or {} for item in value]
-
-
 def parse_think(value: Any) -> bool | str | None:
     """``think``: a bool or "high"/"medium"/"low" (None when unset)."""
     if value is None or isinstance(value, bool):
@@ -176,8 +160,8 @@ def parse_keep_alive(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ApiError(400, f"Unsupported type: '{go_type(value)}'")
-    if isinstance(value, int | float):
-        return math.inf if value < 0 else float(value)
+    if isinstance(value, int | float):  # whole seconds: Go truncates the number
+        return math.inf if value < 0 else float(int(value))
     seconds = parse_go_duration(value)
     return math.inf if seconds < 0 else seconds
 
