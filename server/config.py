@@ -34,6 +34,8 @@ class Settings:
     timeout: float = 120.0
     cache_duration: float = 30.0
     connect_timeout: float = 5.0
+    probe_timeout: float = 2.0
+    ollama_max_line_bytes: int = 16 * 1024 * 1024
     log_level: str = "INFO"
     host: str = "0.0.0.0"
     port: int = 8005
@@ -44,6 +46,9 @@ class Settings:
     embedding_model: str = "bge-m3"
     key_models: tuple[str, ...] = ("gpt-oss", "bge-m3")
     max_request_bytes: int = 1024 * 1024
+    max_header_bytes: int = 64 * 1024
+    request_head_timeout: float = 10.0
+    max_connections: int = 1000
     shutdown_grace: float = 30.0
     first_token_timeout: float = 60.0
     host_cooldown: float = 10.0
@@ -78,6 +83,10 @@ class Settings:
             timeout=r.get("OLLAMA_TIMEOUT", d.timeout, _positive_float),
             cache_duration=r.get("OLLAMA_CACHE_DURATION", d.cache_duration, _non_negative_float),
             connect_timeout=r.get("OLLAMA_CONNECT_TIMEOUT", d.connect_timeout, _positive_float),
+            probe_timeout=r.get("OLLAMA_PROBE_TIMEOUT", d.probe_timeout, _positive_float),
+            ollama_max_line_bytes=r.get(
+                "OLLAMA_MAX_LINE_BYTES", d.ollama_max_line_bytes, _line_bytes
+            ),
             log_level=r.get("LOG_LEVEL", d.log_level, _log_level),
             host=r.get("HOST", d.host, _non_empty),
             port=r.get("PORT", d.port, _port),
@@ -88,6 +97,11 @@ class Settings:
             embedding_model=r.get("LLM_EMBEDDING_MODEL", d.embedding_model, _non_empty),
             key_models=r.get("LLM_KEY_MODELS", d.key_models, _name_list),
             max_request_bytes=r.get("MAX_REQUEST_BYTES", d.max_request_bytes, _positive_int),
+            max_header_bytes=r.get("MAX_HEADER_BYTES", d.max_header_bytes, _header_bytes),
+            request_head_timeout=r.get(
+                "REQUEST_HEAD_TIMEOUT", d.request_head_timeout, _positive_float
+            ),
+            max_connections=r.get("MAX_CONNECTIONS", d.max_connections, _positive_int),
             shutdown_grace=r.get("SHUTDOWN_GRACE", d.shutdown_grace, _non_negative_float),
             first_token_timeout=r.get(
                 "OLLAMA_FIRST_TOKEN_TIMEOUT", d.first_token_timeout, _positive_float
@@ -162,6 +176,20 @@ def _positive_int(raw: str) -> int:
 
 def _non_negative_int(raw: str) -> int:
     return _whole(raw, 0)
+
+
+def _header_bytes(raw: str) -> int:
+    value = _positive_int(raw)
+    if value < 1024:
+        raise ValueError("expected at least 1024 (bytes)")
+    return value
+
+
+def _line_bytes(raw: str) -> int:
+    value = _positive_int(raw)
+    if value < 65536:
+        raise ValueError("expected at least 65536 (bytes)")
+    return value
 
 
 def _port(raw: str) -> int:

@@ -18,6 +18,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from rest_shim.app import create_app
+from rest_shim.http_server import uvicorn_config
 from server.app import LlmServer
 from server.config import Settings
 
@@ -39,14 +40,13 @@ def rest_server(settings: Settings, server: LlmServer | None = None) -> uvicorn.
         if server is None
         else create_app(settings, server.metrics, server.local)
     )
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
+        settings,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        access_log=False,
         timeout_graceful_shutdown=int(max(1, settings.shutdown_grace)),
-        ws="none",
     )
     return _Uvicorn(config)
 

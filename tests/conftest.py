@@ -22,6 +22,7 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from ollama_emulator import Emulator
 from ollama_emulator.runner import ThreadedServer
 from rest_shim.app import create_app
+from rest_shim.http_server import uvicorn_config
 from server.app import LlmServer
 from server.config import Settings
 
@@ -112,8 +113,9 @@ async def start_local_shim() -> AsyncIterator[LocalShimStarter]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
-        app = create_app(settings or server.settings, server.metrics, server.local)
-        config = uvicorn.Config(app, log_level="warning", ws="none", timeout_graceful_shutdown=5)
+        settings = settings or server.settings
+        app = create_app(settings, server.metrics, server.local)
+        config = uvicorn_config(app, settings, log_level="warning", timeout_graceful_shutdown=5)
         config.load()
         shim = uvicorn.Server(config)
         shim.lifespan = config.lifespan_class(config)
