@@ -3,7 +3,8 @@
 
 Concurrent probes share one check in flight, so a burst of N probes within the cache
 window costs each Ollama host one request pair (/api/version and /api/tags). The check
-also tells the host pool which hosts are up.
+also tells the host pool which hosts are up. A host that accepts connections and never
+answers costs a probe nothing: see ``OllamaMonitor``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +55,7 @@ class HostHealth:
     version: str = ""
     models: list[str] = field(default_factory=list)
     error: str = ""
+    checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -73,28 +77,56 @@ class OllamaHealth:
         return next((h for h in self.hosts if h.url == url), None)
 
 
+# How long a probe that finds the cached state stale waits for the new check before
+# it answers from what is known: hosts that answer have answered by then; a silent
+# one is left to its probe timeout, in the background.
+PROBE_WAIT = 0.25
+
+Listener = Callable[[OllamaHealth], Awaitable[None]]
+
+
 class OllamaMonitor:
+    """Checks every host concurrently, each for at most OLLAMA_PROBE_TIMEOUT seconds
+    (a host that does not answer in time is down, like one that refuses). Probes never
+    wait on a slow host: a probe that finds the state fresh answers at once; one that
+    finds it stale starts a check (one at a time) and waits at most ``PROBE_WAIT``
+    for it, then answers from what is known, each host's result applying as soon as
+    it arrives. Only the very first probe, with nothing known yet, waits for the first
+    answers (at most the probe timeout)."""
+
     def __init__(self, pool: OllamaPool, settings: Settings) -> None:
         self._pool = pool
         self._settings = settings
+        self._hosts: dict[str, HostHealth] = {}
         self._last: OllamaHealth | None = None
-        self._last_at = 0.0
-        self._inflight: asyncio.Task[OllamaHealth] | None = None
+        self._last_at = -math.inf
+        self._inflight: asyncio.Task[None] | None = None
+        self._listeners: list[Listener] = []
         self.checks = 0
 
     @property
     def last(self) -> OllamaHealth | None:
         return self._last
 
+    def on_check(self, listener: Listener) -> None:
+        """``listener`` gets the health after every completed check."""
+        self._listeners.append(listener)
+
     async def status(self) -> OllamaHealth:
-        """The cached health, refreshed when older than the cache duration."""
-        fresh_for = self._settings.cache_duration
-        if self._last is not None and time.monotonic() - self._last_at < fresh_for:
+        """The cached health; a stale one starts a check (see the class docstring)."""
+        age = time.monotonic() - self._last_at
+        if self._last is not None and age < self._settings.cache_duration:
             return self._last
+        task = self._start()
+        await asyncio.wait({task}, timeout=PROBE_WAIT)
+        if not task.done() and not self._hosts:
+            await asyncio.wait({task}, timeout=self._settings.probe_timeout)
+        return self._snapshot()
+
+    def _start(self) -> asyncio.Task[None]:
         if self._inflight is None:
-            self._inflight = asyncio.create_task(self._check())
-            self._inflight.add_done_callback(self._clear_inflight)
-        return await asyncio.shield(self._inflight)
+            self._inflight = asyncio.create_task(self._check(), name="ollama-health-check")
+        return self._inflight
 
     async def aclose(self) -> None:
         """Stop a check still in flight, so no Ollama connection outlives the server."""
@@ -104,42 +136,56 @@ class OllamaMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _clear_inflight(self, task: asyncio.Task[OllamaHealth]) -> None:
-        self._inflight = None
-        if not task.cancelled() and task.exception() is None:
-            self._last = task.result()
-            self._last_at = time.monotonic()
-
-    async def _check(self) -> OllamaHealth:
+    async def _check(self) -> None:
         self.checks += 1
-        start = time.perf_counter()
-        results = await asyncio.gather(*(self._check_host(h) for h in self._pool.hosts))
-        for host, result in zip(self._pool.hosts, results, strict=True):
-            self._pool.mark_checked(host, result.reachable, result.error)
+        try:
+            await asyncio.gather(*(self._check_host(h) for h in self._pool.hosts))
+            self._last = self._snapshot()
+            self._last_at = time.monotonic()
+        finally:
+            self._inflight = None
+        for listener in self._listeners:
+            await listener(self._last)
+
+    def _snapshot(self) -> OllamaHealth:
+        """All hosts as last seen; a host not heard from yet counts as not reachable."""
+        results = [
+            self._hosts.get(h.url) or HostHealth(h.url, False, 0.0, error="not checked yet")
+            for h in self._pool.hosts
+        ]
         up = [r for r in results if r.reachable]
         models: list[str] = []
         for r in up:
             models += [m for m in r.models if m not in models]
         return OllamaHealth(
             reachable=bool(up),
-            checked_at=datetime.now(UTC),
-            response_time_ms=elapsed_ms(start),
+            checked_at=max((r.checked_at for r in results), default=datetime.now(UTC)),
+            response_time_ms=max((r.response_time_ms for r in results), default=0.0),
             version=up[0].version if up else "",
             models=models,
             error="" if up else "; ".join(r.error for r in results),
-            hosts=list(results),
+            hosts=results,
         )
 
-    async def _check_host(self, host: Host) -> HostHealth:
+    async def _check_host(self, host: Host) -> None:
         start = time.perf_counter()
+        timeout = self._settings.probe_timeout
         try:
-            version = await host.client.version()
-            tags = await host.client.tags()
+            async with asyncio.timeout(timeout):
+                version = await host.client.version()
+                tags = await host.client.tags()
         except LlmError as exc:
-            log.warning("HEALTH ollama %s unreachable: %s", host.url, exc.message)
-            return HostHealth(host.url, False, elapsed_ms(start), error=exc.message)
-        names = [str(m.get("name") or m.get("model") or "") for m in tags]
-        return HostHealth(host.url, True, elapsed_ms(start), version=version, models=names)
+            result = HostHealth(host.url, False, elapsed_ms(start), error=exc.message)
+        except TimeoutError:
+            error = f"Ollama at {host.url} did not answer the health check within {timeout:g} s"
+            result = HostHealth(host.url, False, elapsed_ms(start), error=error)
+        else:
+            names = [str(m.get("name") or m.get("model") or "") for m in tags]
+            result = HostHealth(host.url, True, elapsed_ms(start), version=version, models=names)
+        if not result.reachable:
+            log.warning("HEALTH ollama %s unreachable: %s", host.url, result.error)
+        self._hosts[host.url] = result
+        self._pool.mark_checked(host, result.reachable, result.error)
 
 
 class OllamaHealthServicer(HealthServicer):
@@ -156,6 +202,7 @@ class OllamaHealthServicer(HealthServicer):
         self.monitor = monitor
         self._stopping = False
         self._changed = asyncio.Event()
+        monitor.on_check(self._apply)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -191,10 +238,13 @@ class OllamaHealthServicer(HealthServicer):
 
     async def refresh(self) -> OllamaHealth:
         health = await self.monitor.status()
+        await self._apply(health)
+        return health
+
+    async def _apply(self, health: OllamaHealth) -> None:
         status = SERVING if health.reachable else NOT_SERVING
         for service in ("", LLM_SERVICE_NAME):
             await self.set(service, status)
-        return health
 
     async def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext[Any, Any]
