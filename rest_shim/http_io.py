@@ -12,13 +12,14 @@ from starlette.types import Receive
 
 from rest_shim.errors import ShimError
 from rest_shim.fastjson import JSONDecodeError, loads
+from server.validation import MAX_JSON_DEPTH, json_depth
 
 T = TypeVar("T")
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    """The body as a JSON object: 413 over ``limit`` bytes, 400 when it is not JSON,
-    422 when it is JSON but not an object."""
+    """The body as a JSON object: 413 over ``limit`` bytes, 400 when it is not JSON or
+    nests deeper than ``MAX_JSON_DEPTH``, 422 when it is JSON but not an object."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ShimError(413, "payload_too_large", f"request body is over {limit} bytes")
@@ -35,6 +36,10 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         raise ShimError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ShimError(422, "invalid_body", "request body must be a JSON object")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise ShimError(
+            400, "invalid_argument", f"request body is nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     return data
 
 

@@ -35,6 +35,7 @@ from rest_shim.openai_mapping import (
     opt_str,
     wrong_type,
 )
+from server.errors import quoted
 
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
@@ -78,7 +79,7 @@ def _content(value: Any, param: str, nullable: bool) -> str:
             raise wrong_type(where, 'an object {"type": "text", "text": "..."}')
         if part.get("type") != "text":
             raise RequestError(
-                f"{where}.type", f"only text parts are supported, got {part.get('type')!r}"
+                f"{where}.type", f"only text parts are supported, got {quoted(part.get('type'))}"
             )
         text = part.get("text")
         if not isinstance(text, str):
@@ -95,7 +96,9 @@ def _turn(index: int, raw: Any) -> pb.ChatMessage:
     if role is None:
         raise missing(f"{where}.role")
     if not isinstance(role, str) or role not in ROLES:
-        raise RequestError(f"{where}.role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+        raise RequestError(
+            f"{where}.role", f"must be one of {', '.join(ROLES)}, got {quoted(role)}"
+        )
     if raw.get("tool_calls"):
         raise RequestError(f"{where}.tool_calls", "tool calls are not supported")
     turn = pb.ChatMessage(
@@ -143,7 +146,7 @@ def _response_format(raw: Any) -> str:
             raise missing("response_format.json_schema.schema")
         return json.dumps(schema)
     raise RequestError(
-        "response_format.type", f"must be text, json_object or json_schema, got {kind!r}"
+        "response_format.type", f"must be text, json_object or json_schema, got {quoted(kind)}"
     )
 
 
@@ -178,7 +181,9 @@ def chat_completion_request(body: JsonDict) -> ChatCompletionRequest:
     effort = opt_str(body, "reasoning_effort")
     if effort is not None:
         if effort not in REASONING_EFFORTS:
-            raise RequestError("reasoning_effort", f"must be low, medium or high, got {effort!r}")
+            raise RequestError(
+                "reasoning_effort", f"must be low, medium or high, got {quoted(effort)}"
+            )
         rpc.think = effort
     n = opt_int(body, "n", INT32_MAX)
     if n is not None and n != 1:

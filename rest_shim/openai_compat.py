@@ -47,6 +47,8 @@ from rest_shim.openai_mapping import (
 )
 from rest_shim.sse import SSE_HEADERS
 from rest_shim.streaming import RpcStreamResponse
+from server.errors import quoted
+from server.validation import MAX_MODEL_NAME
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 ChatStreamCall = grpc.aio.UnaryStreamCall[pb.ChatStreamRequest, pb.ChatStreamResponse]
@@ -55,6 +57,7 @@ DONE = b"data: [DONE]\n\n"
 
 # The field a server INVALID_ARGUMENT message starts with -> the OpenAI parameter.
 _SERVER_FIELDS = {
+    "model": "model",
     "message": "messages",
     "history": "messages",
     "temperature": "temperature",
@@ -218,9 +221,12 @@ async def list_models(request: Request) -> Response:
 
 async def retrieve_model(request: Request) -> Response:
     name = str(request.path_params["model"])
+    if len(name) > MAX_MODEL_NAME:
+        message = f"model name is {len(name)} characters long; at most {MAX_MODEL_NAME} allowed"
+        return openai_error(400, message, "invalid_argument", "model")
     found = find_model(await _models(request), name)
     if found is None:
-        return openai_error(404, f"model '{name}' not found", "model_not_found", "model")
+        return openai_error(404, f"model {quoted(name)} not found", "model_not_found", "model")
     return JSONResponse(model_object(found))
 
 

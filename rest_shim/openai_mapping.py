@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from generated.llm.v1 import llm_service_pb2 as pb
+from server.errors import quoted
 
 JsonDict = dict[str, Any]
 
@@ -68,7 +69,7 @@ def opt_int(body: JsonDict, key: str, limit: int) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise wrong_type(key, "an integer")
     if not -limit - 1 <= value <= limit:
-        raise RequestError(key, f"is out of range, got {value}")
+        raise RequestError(key, f"is out of range, got {quoted(value)}")
     return value
 
 
@@ -87,7 +88,7 @@ def embedding_request(body: JsonDict) -> tuple[pb.EmbedRequest, str]:
         )
     encoding = opt_str(body, "encoding_format") or "float"
     if encoding not in ("float", "base64"):
-        raise RequestError("encoding_format", f"must be float or base64, got {encoding!r}")
+        raise RequestError("encoding_format", f"must be float or base64, got {quoted(encoding)}")
     if body.get("dimensions") is not None:
         raise RequestError("dimensions", "choosing the number of dimensions is not supported")
     return pb.EmbedRequest(input=texts, model=opt_str(body, "model") or ""), encoding

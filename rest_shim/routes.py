@@ -46,7 +46,9 @@ def now_iso() -> str:
 
 async def root(request: Request) -> Response:
     b = backend(request)
-    stats = await b.stub.Stats(pb.StatsRequest(), timeout=PROBE_DEADLINE)
+    stats = await b.stub.Stats(
+        pb.StatsRequest(), timeout=PROBE_DEADLINE, metadata=metadata(request)
+    )
     return JSONResponse(
         {
             "service": SERVICE_NAME,

@@ -131,9 +131,11 @@ class CallTracker:
     ) -> None:
         ms = call.elapsed_ms()
         if counted:
+            if outcome is Outcome.SUCCESS:
+                self._metrics.answered(call.model)
             record = RequestRecord(
                 method=call.method,
-                model=call.model if call.model_known else "",
+                model=self._metrics.label(call.model if call.model_known else ""),
                 outcome=outcome,
                 duration_ms=ms,
                 error_code=code,

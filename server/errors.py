@@ -128,6 +128,15 @@ class StreamInterrupted(LlmError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
+def quoted(value: object, limit: int = 64) -> str:
+    """``value`` as an error message quotes it: its repr, shortened past ``limit``
+    characters (a caller's 8,000-character name must not come back 8,000 long)."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def code_from_metadata(
     metadata: tuple[tuple[str, str | bytes], ...] | None, grpc_code: grpc.StatusCode
 ) -> str:

@@ -133,7 +133,14 @@ class Metrics:
     def watch(self, live: _Live) -> None:
         self.registry.register(live)
 
+    def answered(self, model: str) -> None:
+        """``model`` answered a request: a real name, kept as a label from now on."""
+        if model:
+            self._answered.add(model)
+
     def label(self, model: str) -> str:
+        """``model`` if Ollama lists it (or it answered), else "other": the one folding
+        of caller-given names, used by the metrics and by Stats alike."""
         if not model:
             return OTHER
         if model in self._answered:
@@ -144,9 +151,8 @@ class Metrics:
         return OTHER
 
     def observe(self, r: RequestRecord, code: str) -> None:
-        if r.outcome is Outcome.SUCCESS and r.model:
-            self._answered.add(r.model)
-        model = self.label(r.model)
+        """Counts ``r``, whose model is already a label (see ``label``)."""
+        model = r.model
         self.requests.labels(r.method, model, r.outcome.value, code).inc()
         if r.outcome is Outcome.CANCELLED:
             self.cancellations.labels(r.method, model).inc()

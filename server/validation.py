@@ -11,7 +11,12 @@ from typing import Any
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.config import Settings
-from server.errors import InvalidArgument
+from server.errors import InvalidArgument, quoted
+
+# Longest model name accepted (Ollama's own names are far shorter).
+MAX_MODEL_NAME = 256
+# Deepest nesting of a JSON value a caller sends (a format schema, a request body).
+MAX_JSON_DEPTH = 64
 
 ROLES = ("system", "user", "assistant", "tool")
 THINK_VALUES: dict[str, bool | str] = {
@@ -41,7 +46,7 @@ def chat_payload(req: pb.ChatRequest, settings: Settings) -> dict[str, Any]:
         raise InvalidArgument(
             f"system prompt and history hold {total} characters; at most {limit * 4} are accepted"
         )
-    model = req.model.strip() or settings.default_model
+    model = model_name(req.model, settings.default_model)
     messages: list[dict[str, str]] = []
     if req.HasField("system") and req.system:
         messages.append({"role": "system", "content": req.system})
@@ -49,7 +54,7 @@ def chat_payload(req: pb.ChatRequest, settings: Settings) -> dict[str, Any]:
         role = turn.role.strip().lower()
         if role not in ROLES:
             raise InvalidArgument(
-                f"history[{i}].role must be one of {', '.join(ROLES)}, got {turn.role!r}"
+                f"history[{i}].role must be one of {', '.join(ROLES)}, got {quoted(turn.role)}"
             )
         entry = {"role": role, "content": turn.content}
         if turn.thinking:
@@ -94,8 +99,35 @@ def embed_payload(req: pb.EmbedRequest, settings: Settings) -> dict[str, Any]:
                 f"input[{i}] is {len(text)} characters long; "
                 f"at most {settings.max_message_chars} are accepted"
             )
-    model = req.model.strip() or settings.embedding_model
+    model = model_name(req.model, settings.embedding_model)
     return {"model": model, "input": list(req.input)}
+
+
+def model_name(raw: str, default: str) -> str:
+    """The model a request names (``default`` when it names none), within bounds."""
+    name = raw.strip()
+    if len(name) > MAX_MODEL_NAME:
+        raise InvalidArgument(
+            f"model name is {len(name)} characters long; at most {MAX_MODEL_NAME} are accepted"
+        )
+    return name or default
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests (a scalar is 0, ``[]`` and ``{}`` are 1); computed
+    without recursion, so no depth can exhaust the stack."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            deepest = max(deepest, depth)
+            continue
+        deepest = max(deepest, depth + 1)
+        pending.extend((child, depth + 1) for child in item)
+    return deepest
 
 
 def _max_tokens(req: pb.ChatRequest, settings: Settings) -> int:
@@ -137,11 +169,19 @@ def _format(raw: str) -> str | dict[str, Any] | None:
         return "json"
     try:
         schema = json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise _too_deep("format") from None
     except ValueError:
         raise InvalidArgument('format must be "json" or a JSON schema object') from None
     if not isinstance(schema, dict):
         raise InvalidArgument('format must be "json" or a JSON schema object')
+    if json_depth(schema) > MAX_JSON_DEPTH:
+        raise _too_deep("format")
     return schema
+
+
+def _too_deep(what: str) -> InvalidArgument:
+    return InvalidArgument(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _not_json(name: str) -> None:
@@ -153,5 +193,7 @@ def _think(raw: str) -> bool | str | None:
     if not value:
         return None
     if value not in THINK_VALUES:
-        raise InvalidArgument(f"think must be one of {', '.join(THINK_VALUES)}, got {raw!r}")
+        raise InvalidArgument(
+            f"think must be one of {', '.join(THINK_VALUES)}, got {quoted(raw)}"
+        )
     return THINK_VALUES[value]

@@ -64,8 +64,12 @@ async def test_rest_requires_the_same_header(
         wrong = await client.post("/chat", json=body, headers={"authorization": "Bearer no"})
         assert wrong.status_code == 401
         assert (await client.get("/stats")).status_code == 401
+        assert (await client.get("/")).status_code == 401
         ok = await client.post("/chat", json=body, headers={"authorization": f"Bearer {KEY}"})
         assert ok.status_code == 200
+        for path in ("/", "/stats", "/models"):
+            reply = await client.get(path, headers={"authorization": f"Bearer {KEY}"})
+            assert reply.status_code == 200, path
         # Health endpoints stay open for probes.
         assert (await client.get("/health")).status_code == 200
         assert (await client.get("/livez")).status_code == 200
