@@ -20,6 +20,7 @@ from prometheus_client import start_http_server
 from rest_shim.app import create_app
 from server.app import LlmServer
 from server.config import Settings
+from server.logs import uvicorn_log_config
 
 log = logging.getLogger("llm.runner")
 
@@ -44,6 +45,7 @@ def rest_server(settings: Settings, server: LlmServer | None = None) -> uvicorn.
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
         access_log=False,
         timeout_graceful_shutdown=int(max(1, settings.shutdown_grace)),
         ws="none",

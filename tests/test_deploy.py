@@ -713,3 +713,48 @@ def test_start_script_serves_both_faces_and_stops_cleanly(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_json_log_format_makes_every_line_of_the_one_process_mode_json(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    rest_port, grpc_port = free_port(), free_port()
+    env = {
+        **_service_env(emulator, rest_port, grpc_port),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
+    out_log, err_log = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out_log.open("wb") as out, err_log.open("wb") as err:
+        proc = subprocess.Popen(CMD, cwd=tmp_path, env=env, stdout=out, stderr=err)
+    try:
+        _wait_until_serving(proc, rest_port, START_DEADLINE, err_log)
+        chat = httpx.post(
+            f"http://127.0.0.1:{rest_port}/chat",
+            json={"message": "hello", "model": "llama3.2"},
+            timeout=30,
+        )
+        assert chat.status_code == 200, chat.text
+        _stop_and_check(proc, signal.SIGTERM, err_log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    records = []
+    for log in (out_log, err_log):
+        for line in log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                pytest.fail(f"{log.name}: not JSON: {line!r}")
+            assert isinstance(record, dict) and {"time", "level", "logger", "message"} <= set(
+                record
+            ), line
+            records.append(record)
+    messages = [r["message"] for r in records]
+    # uvicorn's start and stop lines are there, as JSON, and so are the service's own
+    assert any(m.startswith("Uvicorn running on") for m in messages), messages
+    assert any(m.startswith("Finished server process") for m in messages), messages
+    assert any(r["logger"] == "llm.requests" and r.get("method") == "Chat" for r in records)
+    assert messages[-1] == "stopped"
