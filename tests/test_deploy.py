@@ -9,15 +9,20 @@ grpc.health.v1 and stopping with exit code 0 on SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
+import configparser
+import fnmatch
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,8 +34,11 @@ import httpx
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ollama_emulator import Emulator
+from server import eventloop
 from server.config import Settings
 from tests.deploy_files import (
     ROOT,
@@ -502,6 +510,20 @@ def test_dockerfile_installs_runtime_dependencies_only_without_pip_cache() -> No
     assert any("/opt/venv/bin" in e.args for e in final.all("ENV"))
 
 
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves ``path`` out: the last pattern that matches it or
+    one of its parent directories decides, ``!pattern`` bringing it back."""
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        keep = pattern.startswith("!")
+        glob = pattern.lstrip("!").strip("/")
+        if any(fnmatch.fnmatchcase(prefix, glob) for prefix in prefixes):
+            ignored = not keep
+    return ignored
+
+
 def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
     patterns = [
         line.strip()
@@ -509,9 +531,65 @@ def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
         if line.strip() and not line.startswith("#")
     ]
     for needed in (".venv", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "bench"):
-        assert needed in patterns, needed
+        assert _dockerignored(needed, patterns), needed
     for source in _builder_sources():
-        assert source not in patterns and source.split("/")[0] not in patterns, source
+        assert not _dockerignored(source, patterns), source
+    # the rest of scripts/ and the tests stay out
+    assert _dockerignored("scripts/test.sh", patterns)
+    assert _dockerignored("tests/test_deploy.py", patterns)
+
+
+def _uv_export_of_the_builder() -> list[str]:
+    """The ``uv export ...`` command of the builder stage, as argv."""
+    (builder,) = [s for s in stages() if s.name == "builder"]
+    for run in builder.all("RUN"):
+        for command in re.split(r"&&|;", run.args):
+            words = shlex.split(command)
+            if words[:2] == ["uv", "export"]:
+                return words
+    pytest.fail("the builder stage does not export the locked requirements with uv")
+
+
+def test_image_installs_the_runtime_dependencies_that_uv_lock_pins(tmp_path: Path) -> None:
+    argv = _uv_export_of_the_builder()
+    assert "--frozen" in argv, "the image installs the lock as it is, never re-resolved"
+    out = argv.index("--output-file") + 1
+    argv[out] = str(tmp_path / "requirements.txt")
+    uv = tool("uv", "uv")
+    done = subprocess.run(
+        [uv, *argv[1:], "--offline"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", os.defpath), "UV_NO_CONFIG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "requirements.txt").read_text()
+    entries = re.split(r"\n(?=\S)", text.replace("\\\n", " ").strip())
+    pins = {}
+    for entry in entries:
+        if entry.startswith("#"):
+            continue
+        requirement = Requirement(entry.split(" --hash")[0].strip())
+        assert "--hash=sha256:" in entry, f"{requirement.name} has no hash"
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", entry
+        pins[canonicalize_name(requirement.name)] = (spec.version, requirement.marker)
+    # every runtime dependency of pyproject.toml, within its bounds; nothing of the extras
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"]:
+        wanted = Requirement(line)
+        name = canonicalize_name(wanted.name)
+        assert name in pins, f"{name} is not installed in the image"
+        version, marker = pins[name]
+        assert wanted.specifier.contains(version), (name, version, str(wanted.specifier))
+        assert str(marker) == str(wanted.marker) if wanted.marker else marker is None, name
+    for extra in project["optional-dependencies"].values():
+        for line in extra:
+            name = canonicalize_name(Requirement(line).name)
+            assert name not in pins or name in {"llm-service"}, f"{name} (an extra) in the image"
+    assert "llm-service" not in pins and "uv" not in pins
 
 
 def _builder_sources() -> list[str]:
@@ -614,6 +692,7 @@ def _build_wheel_like_the_builder_stage(workdir: Path) -> Path:
         if origin.is_dir():
             shutil.copytree(origin, src / source, ignore=ignore)
         else:
+            (src / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, src / source)
     wheels = workdir / "wheels"
     # the image builds with build isolation (setuptools from the index); here the
@@ -635,9 +714,36 @@ def _build_wheel_like_the_builder_stage(workdir: Path) -> Path:
         names = archive.namelist()
         archive.extractall(site)
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert top == {"server", "rest_shim", "generated", "ollama_emulator"}, top
+    # the Ollama emulator is a test tool: not in the image
+    assert top == {"server", "rest_shim", "generated"}, top
     assert "generated/llm/v1/llm_service_pb2.py" in names
     return site
+
+
+def _console_scripts(site: Path) -> dict[str, str]:
+    (entry_points,) = site.glob("*.dist-info/entry_points.txt")
+    parser = configparser.ConfigParser()
+    parser.read_string(entry_points.read_text())
+    return dict(parser["console_scripts"])
+
+
+def test_image_wheel_has_the_service_command_and_no_emulator(tmp_path: Path) -> None:
+    site = _build_wheel_like_the_builder_stage(tmp_path)
+    scripts = _console_scripts(site)
+    assert scripts["llm-service"] == "server.__main__:main"
+    (builder,) = [s for s in stages() if s.name == "builder"]
+    removed = {
+        word.removeprefix("/opt/venv/bin/")
+        for run in builder.all("RUN")
+        for command in re.split(r"&&|;", run.args)
+        if shlex.split(command)[:1] == ["rm"]
+        for word in shlex.split(command)[1:]
+    }
+    for name, target in scripts.items():
+        module = target.split(":")[0]
+        if not (site / module.replace(".", "/")).with_suffix(".py").exists():
+            assert name in removed, f"{name} would point at {module}, which the image lacks"
+    assert "llm-service" not in removed
 
 
 def test_the_image_command_serves_from_the_built_wheel_and_stops_on_sigterm(
@@ -758,3 +864,83 @@ def test_json_log_format_makes_every_line_of_the_one_process_mode_json(
     assert any(m.startswith("Finished server process") for m in messages), messages
     assert any(r["logger"] == "llm.requests" and r.get("method") == "Chat" for r in records)
     assert messages[-1] == "stopped"
+
+
+def test_event_loop_is_uvloop_where_installed_and_asyncio_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert eventloop.run(loop_module()).startswith("uvloop")
+    # where uvloop has no build (Windows), it is not installed and asyncio's loop runs
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert eventloop.run(loop_module()).startswith("asyncio")
+
+
+def test_console_scripts_serve_the_emulator_and_the_service(tmp_path: Path) -> None:
+    emulator_cmd = tool("ollama-emulator", "llm-service (its console scripts)")
+    service_cmd = tool("llm-service", "llm-service (its console scripts)")
+    env = {"PATH": os.environ.get("PATH", os.defpath), "PYTHONUNBUFFERED": "1"}
+    emu = subprocess.Popen(
+        [emulator_cmd, "--port", "0", "--token-delay", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    log = tmp_path / "service.log"
+    service_proc: subprocess.Popen[bytes] | None = None
+    try:
+        assert emu.stdout is not None
+        first = emu.stdout.readline()
+        match = re.search(r"listening on (http://\S+)", first)
+        assert match, first
+        rest_port, grpc_port = free_port(), free_port()
+        service_env = {
+            **env,
+            "HOST": "127.0.0.1",
+            "PORT": str(rest_port),
+            "GRPC_PORT": str(grpc_port),
+            "OLLAMA_BASE_URL": match.group(1),
+            "SHUTDOWN_GRACE": "5",
+        }
+        with log.open("wb") as out:
+            service_proc = subprocess.Popen(
+                [service_cmd, "--with-rest"],
+                cwd=tmp_path,
+                env=service_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_until_serving(service_proc, rest_port, START_DEADLINE, log)
+        chat = httpx.post(
+            f"http://127.0.0.1:{rest_port}/chat",
+            json={"message": "hello", "model": "llama3.2"},
+            timeout=30,
+        )
+        assert chat.json()["response"] == "Echo: hello", chat.text
+        _stop_and_check(service_proc, signal.SIGTERM, log)
+        emu.send_signal(signal.SIGINT)  # Ctrl-C, as the README runs it
+        assert emu.wait(timeout=STOP_DEADLINE) == 0
+    finally:
+        for proc in (service_proc, emu):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if emu.stdout is not None:
+            emu.stdout.close()
+
+
+def test_scripts_install_what_uv_lock_pins_and_ci_starts_from_an_empty_venv() -> None:
+    for script, extra in ((START_SCRIPT, "tools"), (ROOT / "scripts" / "test.sh", "dev")):
+        text = script.read_text()
+        assert "scripts/uv_bootstrap.py" in text, script.name
+        sync = re.search(r"uv\" sync ([^\n]*)", text)
+        assert sync, f"{script.name} does not install with uv sync"
+        assert "--locked" in sync.group(1) and f"--extra {extra}" in sync.group(1), sync
+        assert "pip install" not in text, f"{script.name} installs around the lock"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r'VENV="\$scratch/venv" bash scripts/test.sh', ci), ci
+    assert "mktemp -d" in ci
