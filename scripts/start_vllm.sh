@@ -24,7 +24,8 @@ if [ "${FORCE_INSTALL:-0}" = 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]
   || ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("llm-service")' 2>/dev/null
 then
   "$venv/bin/python" scripts/uv_bootstrap.py
-  UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never \
+  # the system's certificate store, as pip uses (a proxy's own CA included)
+  UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1} \
     "$venv/bin/uv" sync --quiet --locked --inexact --extra tools
   printf '%s\n' "$want" >"$stamp"
 fi

@@ -11,7 +11,8 @@ venv=${VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 venv=$(cd "$venv" && pwd)
 "$venv/bin/python" scripts/uv_bootstrap.py
-UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never \
+# the system's certificate store, as pip uses (a proxy's own CA included)
+UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1} \
   "$venv/bin/uv" sync --quiet --locked --extra dev
 export PATH="$venv/bin:$PATH"
 
