@@ -57,7 +57,9 @@ RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
 # --------------------------------------------------------------------------------------
 FROM python:3.11-slim
 
+# version: pyproject.toml's, which GET / and /openapi.json report (tests/test_deploy.py checks)
 LABEL org.opencontainers.image.title="llm-service" \
+      org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.description="gRPC LlmService in front of Ollama, with a REST shim for the Gateway"
 
 RUN groupadd --system --gid 10001 llm \

@@ -475,6 +475,15 @@ def test_dockerfile_exposes_both_ports_and_probes_grpc_health(fake_probe: Path) 
     assert any(words[-1] == "/usr/local/bin/grpc_health_probe" for words in copied)
 
 
+def test_image_label_carries_the_packages_version() -> None:
+    labels: dict[str, str] = {}
+    for instruction in final_stage().all("LABEL"):
+        labels.update(env_assignments(instruction))
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert labels["org.opencontainers.image.version"] == version
+    assert labels["org.opencontainers.image.title"] == "llm-service"
+
+
 def test_grpc_health_probe_is_pinned_and_checksum_verified() -> None:
     args: dict[str, str] = {}
     for stage in stages():

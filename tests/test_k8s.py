@@ -6,11 +6,11 @@ time, the version)."""
 from __future__ import annotations
 
 import copy
-import importlib.metadata
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +195,8 @@ def test_pods_run_as_the_images_unprivileged_user() -> None:
 
 def test_image_is_the_packages_version() -> None:
     image = container(base_resources()["Deployment"])["image"]
-    assert image == f"llm-service:{importlib.metadata.version('llm-service')}"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert image == f"llm-service:{version}"
 
 
 def test_service_budget_and_autoscaler_select_the_deployments_pods() -> None:
