@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything (a virtualenv in .venv, or VENV) and runs every check:
-# generated/ matches protos/, buf lint, ruff, mypy --strict, then the tests.
+# generated/ matches protos/, buf lint, buf breaking (scripts/buf_breaking.sh), ruff,
+# mypy --strict, then the tests.
 #
 # The virtualenv gets exactly what uv.lock pins for the service and its dev extra (uv
 # itself is pinned there too and installed first, hash-checked, by scripts/uv_bootstrap.py);
@@ -30,6 +31,8 @@ rm -rf "$before"
 
 echo "== buf lint"
 buf lint
+echo "== buf breaking"
+scripts/buf_breaking.sh
 echo "== ruff"
 ruff check .
 echo "== mypy --strict"
