@@ -3,9 +3,10 @@
 #   docker build -t llm-service .
 #   docker run --rm -p 8005:8005 -p 50051:50051 -e OLLAMA_BASE_URL=http://ollama:11434 llm-service
 #
-# Stages: "probe" fetches grpc_health_probe and checks its sha256, "builder" builds the
-# project's wheel and installs it (runtime dependencies only, no dev extras) into a venv,
-# the final stage copies both onto a fresh slim base and runs as an unprivileged user.
+# Stages: "probe" fetches grpc_health_probe and checks its sha256, "builder" installs the
+# runtime dependencies pinned by uv.lock (no extras) and the service's wheel (without the
+# Ollama emulator) into a venv, the final stage copies both onto a fresh slim base and
+# runs as an unprivileged user.
 # tests/test_deploy.py lints this file and runs its CMD against the wheel the builder makes.
 
 # --------------------------------------------------------------------------------------
@@ -33,20 +34,32 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-# Only what the wheel is made of (pyproject.toml names README.md as its readme).
-COPY pyproject.toml README.md ./
+# The runtime dependencies first, exactly as uv.lock pins them (hash-checked), in a
+# layer of their own: it is rebuilt only when the lock changes. uv, the lock's reader,
+# is pinned by the lock too; it stays in this stage.
+COPY pyproject.toml uv.lock README.md ./
+COPY scripts/uv_bootstrap.py scripts/
+RUN python scripts/uv_bootstrap.py --no-cache-dir \
+    && uv export --frozen --no-emit-project --no-header --output-file /tmp/requirements.txt \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip install --no-cache-dir --require-hashes --no-deps \
+       -r /tmp/requirements.txt
+# Then the service's own wheel (pyproject.toml names README.md as its readme). The
+# Ollama emulator is a test tool: its sources are not copied, so the wheel leaves it
+# out, and its console script, which would point at nothing, is removed.
 COPY generated/ generated/
 COPY server/ server/
 COPY rest_shim/ rest_shim/
-COPY ollama_emulator/ ollama_emulator/
 RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && python -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip install --no-cache-dir /wheels/*.whl
+    && /opt/venv/bin/python -m pip install --no-cache-dir --no-deps /wheels/*.whl \
+    && rm /opt/venv/bin/ollama-emulator
 
 # --------------------------------------------------------------------------------------
 FROM python:3.11-slim
 
+# version: pyproject.toml's, which GET / and /openapi.json report (tests/test_deploy.py checks)
 LABEL org.opencontainers.image.title="llm-service" \
+      org.opencontainers.image.version="0.1.0" \
       org.opencontainers.image.description="gRPC LlmService in front of Ollama, with a REST shim for the Gateway"
 
 RUN groupadd --system --gid 10001 llm \

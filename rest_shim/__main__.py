@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-import uvloop
-
 from server.config import settings_or_exit
+from server.eventloop import run
 from server.logs import configure_logging
 
 
@@ -16,7 +15,7 @@ def main() -> int:
     configure_logging(settings.log_level, settings.log_format)
     from server.runner import run_rest
 
-    return uvloop.run(run_rest(settings))
+    return run(run_rest(settings))
 
 
 if __name__ == "__main__":

@@ -38,4 +38,8 @@ def metadata(request: Request) -> tuple[tuple[str, str], ...]:
     rid: str = request.scope.get("state", {}).get("request_id", "")
     pairs = ((REQUEST_ID_HEADER, rid),) if rid else ()
     auth = request.headers.get("authorization")
-    return (*pairs, ("authorization", auth)) if auth else pairs
+    # gRPC metadata takes printable ASCII only: any other value is no key, and passing it
+    # on would fail the call (a 500) where the answer is 401, or 200 with keys off
+    if auth and auth.isascii() and auth.isprintable():
+        return (*pairs, ("authorization", auth))
+    return pairs

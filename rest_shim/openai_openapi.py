@@ -131,11 +131,15 @@ def _json(schema: str, description: str = "OK") -> Schema:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
-def _operation(summary: str, reply: str, body: str | None = None) -> Schema:
+def _operation(
+    operation_id: str, summary: str, reply: str, security: list[Schema], body: str | None = None
+) -> Schema:
     errors = {status: _json("OpenAIError", what) for status, what in _ERRORS.items()}
     op: Schema = {
+        "operationId": operation_id,
         "summary": summary,
         "tags": ["OpenAI-compatible"],
+        "security": security,
         "responses": {"200": _json(reply), **errors},
     }
     if body is not None:
@@ -146,27 +150,36 @@ def _operation(summary: str, reply: str, body: str | None = None) -> Schema:
     return op
 
 
-def openai_paths() -> dict[str, Schema]:
+def openai_paths(security: list[Schema]) -> dict[str, Schema]:
+    """The /v1 operations (OpenAI's own operation ids); each needs ``security``."""
     chat = _operation(
+        "createChatCompletion",
         "OpenAI chat completion (Server-Sent Events chunks when stream is true)",
         "OpenAIChatCompletion",
+        security,
         "OpenAIChatRequest",
     )
     chat["responses"]["200"]["content"]["text/event-stream"] = {
         "schema": {"type": "string", "description": "data: OpenAIChatChunk, then data: [DONE]"}
     }
-    model = _operation("One model, OpenAI style", "OpenAIModel")
+    model = _operation("retrieveModel", "One model, OpenAI style", "OpenAIModel", security)
     model["parameters"] = [
         {"name": "model", "in": "path", "required": True, "schema": _STR},
     ]
     return {
         "/v1/chat/completions": {"post": chat},
-        "/v1/models": {"get": _operation("Ollama's models, OpenAI style", "OpenAIModelList")},
+        "/v1/models": {
+            "get": _operation(
+                "listModels", "Ollama's models, OpenAI style", "OpenAIModelList", security
+            )
+        },
         "/v1/models/{model}": {"get": model},
         "/v1/embeddings": {
             "post": _operation(
+                "createEmbedding",
                 "OpenAI embeddings (float or base64)",
                 "OpenAIEmbeddingList",
+                security,
                 "OpenAIEmbeddingRequest",
             )
         },

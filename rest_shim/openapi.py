@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.openai_openapi import openai_paths, openai_schemas
+from server.version import SERVICE_VERSION
 
 Schema = dict[str, Any]
 
@@ -195,16 +196,41 @@ _ERRORS = {
 }
 
 
+# The bearer key of LLM_API_KEYS / LLM_API_KEYS_FILE; routes that need it say so with
+# ``security`` (probes, metrics and this document stay open).
+BEARER = "bearerAuth"
+SECURITY_SCHEMES: dict[str, Schema] = {
+    BEARER: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "An API key of LLM_API_KEYS or LLM_API_KEYS_FILE, as "
+            "'Authorization: Bearer <key>'. Needed only when keys are configured."
+        ),
+    }
+}
+SECURED: list[Schema] = [{BEARER: []}]
+
+
 def _operation(
-    summary: str, reply: str, body: str | None = None, extra: dict[str, Schema] | None = None
+    operation_id: str,
+    summary: str,
+    reply: str,
+    body: str | None = None,
+    extra: dict[str, Schema] | None = None,
+    secured: bool = True,
 ) -> Schema:
     responses: dict[str, Schema] = {"200": _json(reply)}
     responses.update(extra or {})
     if body is not None:
         responses.update({k: _json("Error", v) for k, v in _ERRORS.items()})
     else:
+        if secured:
+            responses["401"] = _json("Error", _ERRORS["401"])
         responses["503"] = _json("Error", "the gRPC server cannot be reached")
-    op: Schema = {"summary": summary, "responses": responses}
+    op: Schema = {"operationId": operation_id, "summary": summary, "responses": responses}
+    if secured:
+        op["security"] = SECURED
     if body is not None:
         op["requestBody"] = {
             "required": True,
@@ -213,47 +239,68 @@ def _operation(
     return op
 
 
-def _text(summary: str, media_type: str) -> Schema:
+def _text(operation_id: str, summary: str, media_type: str) -> Schema:
     content = {media_type: {"schema": {"type": "string"}}}
-    return {"summary": summary, "responses": {"200": {"description": "OK", "content": content}}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {"200": {"description": "OK", "content": content}},
+    }
 
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     sse = {"text/event-stream": {"schema": {"type": "string"}}}
-    chat = _operation("Answer one message (SSE when stream is true)", "ChatReply", "ChatRequest")
+    chat = _operation(
+        "chat", "Answer one message (SSE when stream is true)", "ChatReply", "ChatRequest"
+    )
     chat["responses"]["200"]["content"].update(sse)
-    stream = _operation("Stream the answer as Server-Sent Events", "Object", "ChatRequest")
+    stream = _operation(
+        "chatStream", "Stream the answer as Server-Sent Events", "Object", "ChatRequest"
+    )
     stream["responses"]["200"] = {"description": "data: ChatStreamEvent JSON", "content": sse}
     return {
         "openapi": "3.0.3",
         "info": {
             "title": "LLM service (REST face)",
-            "version": "2.0.0",
+            "version": SERVICE_VERSION,
             "description": "REST face of llm.v1.LlmService; each route is one RPC.",
         },
         "paths": {
-            "/": {"get": _operation("Service information", "Object")},
+            "/": {"get": _operation("serviceInfo", "Service information", "Object")},
             "/health": {
                 "get": _operation(
+                    "health",
                     "Ollama and key model health",
                     "HealthReply",
                     extra={"503": _json("HealthReply", "unhealthy")},
+                    secured=False,
                 )
             },
-            "/livez": {"get": _operation("The process answers", "Object")},
-            "/readyz": {"get": _operation("The gRPC server and Ollama answer", "Object")},
-            "/models": {"get": _operation("Ollama's models", "ModelsReply")},
+            "/livez": {"get": _operation("livez", "The process answers", "Object", secured=False)},
+            "/readyz": {
+                "get": _operation(
+                    "readyz", "The gRPC server and Ollama answer", "Object", secured=False
+                )
+            },
+            "/models": {"get": _operation("models", "Ollama's models", "ModelsReply")},
             "/chat": {"post": chat},
             "/chat/stream": {"post": stream},
-            "/embeddings": {"post": _operation("Embed texts", "EmbedReply", "EmbedRequest")},
-            "/stats": {"get": _operation("Counters since start", "StatsReply")},
-            "/metrics": {"get": _text("Prometheus metrics", "text/plain")},
-            "/openapi.json": {"get": _operation("This document", "Object")},
-            "/docs": {"get": _text("This document as a page", "text/html")},
-            **openai_paths(),
+            "/embeddings": {
+                "post": _operation("embeddings", "Embed texts", "EmbedReply", "EmbedRequest")
+            },
+            "/stats": {"get": _operation("stats", "Counters since start", "StatsReply")},
+            "/metrics": {"get": _text("metrics", "Prometheus metrics", "text/plain")},
+            "/openapi.json": {
+                "get": _operation("openapiDocument", "This document", "Object", secured=False)
+            },
+            "/docs": {"get": _text("docsPage", "This document as a page", "text/html")},
+            **openai_paths(SECURED),
         },
-        "components": {"schemas": {**_schemas(), **openai_schemas()}},
+        "components": {
+            "schemas": {**_schemas(), **openai_schemas()},
+            "securitySchemes": SECURITY_SCHEMES,
+        },
     }
 
 

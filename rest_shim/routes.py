@@ -17,11 +17,11 @@ from rest_shim.errors import ShimError, error_response, rpc_error_parts
 from rest_shim.fastjson import JSONResponse
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.sse import stream_chat
+from server.version import SERVICE_VERSION
 
 T = TypeVar("T")
 
 SERVICE_NAME = "vllm-ollama-integration"
-SERVICE_VERSION = "2.0.0"
 ENDPOINTS = {
     "root": "/",
     "health": "/health",

@@ -3,22 +3,30 @@
 # the gRPC server (GRPC_PORT, default 50051) and the REST shim (PORT, default 8005) in
 # one process. Ctrl-C or SIGTERM drains both and exits.
 #
+# The install takes the versions of uv.lock (with uv, itself pinned and hash-checked by
+# scripts/uv_bootstrap.py): the service, its dependencies and the "tools" extra the
+# README's quick start uses (grpcurl); the emulator comes with the service's sources.
+#
 # VENV picks another virtualenv (default .venv), PYTHON the interpreter that creates it
 # (default python3, 3.11 or newer). The install runs when the venv is new, when
-# pyproject.toml changed since the last install, or with FORCE_INSTALL=1; otherwise the
-# service starts at once, without asking the package index.
+# pyproject.toml or uv.lock changed since the last install, or with FORCE_INSTALL=1;
+# otherwise the service starts at once, without asking the package index. It adds what
+# is missing and removes nothing, so a venv set up by scripts/test.sh stays as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
 [ -x "$venv/bin/python" ] || "${PYTHON:-python3}" -m venv "$venv"
 
 stamp="$venv/.llm-service-installed"
-want="$(pwd) $("$venv/bin/python" -c \
-  'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')"
+want="$(pwd) $("$venv/bin/python" -c 'import hashlib
+print(hashlib.sha256(open("pyproject.toml", "rb").read() + open("uv.lock", "rb").read()).hexdigest())')"
 if [ "${FORCE_INSTALL:-0}" = 1 ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
   || ! "$venv/bin/python" -c 'import importlib.metadata as m; m.version("llm-service")' 2>/dev/null
 then
-  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e .
+  "$venv/bin/python" scripts/uv_bootstrap.py
+  # the system's certificate store, as pip uses (a proxy's own CA included)
+  UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1} \
+    "$venv/bin/uv" sync --quiet --locked --inexact --extra tools
   printf '%s\n' "$want" >"$stamp"
 fi
 

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Sets up everything from scratch (a virtualenv in .venv) and runs every check:
-# generated/ matches protos/, buf lint, ruff, mypy --strict, then the test suite.
+# Sets up everything (a virtualenv in .venv, or VENV) and runs every check:
+# generated/ matches protos/, buf lint, buf breaking (scripts/buf_breaking.sh), ruff,
+# mypy --strict, then the tests.
+#
+# The virtualenv gets exactly what uv.lock pins for the service and its dev extra (uv
+# itself is pinned there too and installed first, hash-checked, by scripts/uv_bootstrap.py);
+# a uv.lock that no longer matches pyproject.toml stops here: run `uv lock` and commit it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
-export PATH="$PWD/$venv/bin:$PATH"
+venv=$(cd "$venv" && pwd)
+"$venv/bin/python" scripts/uv_bootstrap.py
+# the system's certificate store, as pip uses (a proxy's own CA included)
+UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1} \
+  "$venv/bin/uv" sync --quiet --locked --extra dev
+export PATH="$venv/bin:$PATH"
 
 echo "== generated/ is up to date with protos/"
 before=$(mktemp -d)
@@ -23,6 +31,8 @@ rm -rf "$before"
 
 echo "== buf lint"
 buf lint
+echo "== buf breaking"
+scripts/buf_breaking.sh
 echo "== ruff"
 ruff check .
 echo "== mypy --strict"

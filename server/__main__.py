@@ -6,9 +6,8 @@ import argparse
 import os
 import sys
 
-import uvloop
-
 from server.config import settings_or_exit
+from server.eventloop import run
 from server.logs import configure_logging
 
 
@@ -22,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     from server.runner import run_grpc
 
-    return uvloop.run(run_grpc(settings, with_rest=args.with_rest))
+    return run(run_grpc(settings, with_rest=args.with_rest))
 
 
 if __name__ == "__main__":

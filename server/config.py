@@ -8,6 +8,7 @@ one line: no silent fallback to a default.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -306,10 +307,34 @@ def _api_keys(r: _Reader) -> tuple[str, ...]:
     path = r.get("LLM_API_KEYS_FILE", "", _readable_file)
     if path:
         with open(path, encoding="utf-8") as f:
-            keys += [line.strip() for line in f if line.strip() and not line.startswith("#")]
+            for number, line in enumerate(f, start=1):
+                key = _key_line(line)
+                if key is None:
+                    continue
+                if any(c.isspace() for c in key):
+                    # the key itself is never shown, only where it is
+                    raise ConfigError(
+                        f"LLM_API_KEYS_FILE={path!r} line {number}: one key per line, "
+                        "without spaces (comments start with #)"
+                    )
+                keys.append(key)
         if not keys:
             raise ConfigError(f"LLM_API_KEYS_FILE={path!r} holds no key")
     return tuple(keys)
+
+
+def _key_line(line: str) -> str | None:
+    """The key on one line of a keys file, or None for a blank or comment line.
+
+    A comment starts with ``#`` at the start of the line, after leading whitespace, or
+    after whitespace following the key (``key  # who uses it``); a ``#`` inside a key
+    (no whitespace before it) belongs to the key.
+    """
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    comment = re.search(r"\s#", text)
+    return text[: comment.start()].strip() if comment else text
 
 
 def _name_list(raw: str) -> tuple[str, ...]:

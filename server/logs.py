@@ -79,6 +79,22 @@ def make_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Ha
     return handler
 
 
+# uvicorn's own loggers ("Started server process", "Uvicorn running on ...", errors of
+# the HTTP layer); uvicorn.access stays off (access_log=False), the service logs requests.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's ``log_config``: its loggers keep no handler of their own and hand every
+    record to the root handler of ``configure_logging``, so that LOG_FORMAT=json makes
+    every line JSON (uvicorn's default config prints its own ``INFO:     ...`` text)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "loggers": {name: {"handlers": [], "propagate": True} for name in UVICORN_LOGGERS},
+    }
+
+
 def configure_logging(level: str, fmt: str = "text", stream: IO[str] | None = None) -> None:
     handler = make_handler(fmt, stream)
     root = logging.getLogger()

@@ -21,6 +21,7 @@ from rest_shim.app import create_app
 from rest_shim.http_server import uvicorn_config
 from server.app import LlmServer
 from server.config import Settings
+from server.logs import uvicorn_log_config
 
 log = logging.getLogger("llm.runner")
 
@@ -46,6 +47,7 @@ def rest_server(settings: Settings, server: LlmServer | None = None) -> uvicorn.
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(),
         timeout_graceful_shutdown=int(max(1, settings.shutdown_grace)),
     )
     return _Uvicorn(config)

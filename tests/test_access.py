@@ -146,3 +146,16 @@ async def test_cors_allows_only_listed_origins(
 def test_wildcard_origin_is_refused() -> None:
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):
         Settings.from_env({"CORS_ORIGINS": "*"})
+
+
+@pytest.mark.parametrize("keys", [(KEY,), ()], ids=["keys on", "keys off"])
+async def test_an_authorization_header_grpc_cannot_carry_is_no_key(
+    make_stack: StackFactory, serve_rest: RestStarter, keys: tuple[str, ...]
+) -> None:
+    stack = await make_stack(api_keys=keys)
+    url = await serve_rest(stack)
+    async with httpx.AsyncClient(base_url=url) as client:
+        # (uvicorn itself refuses control characters other than tab: 400)
+        for value in (b"Bearer \t9(E='=", b"Bearer cl\xe9"):
+            r = await client.get("/models", headers={b"authorization": value})
+            assert r.status_code == (401 if keys else 200), (value, r.text)

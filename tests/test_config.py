@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,27 @@ def test_bad_value_stops_start_up_with_one_line() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "OLLAMA_MAX_TOKENS" in lines[0]
+
+
+def test_keys_file_comments_may_be_indented_or_follow_a_key(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text(
+        "# service keys\n"
+        "   # indented comment, not a key\n"
+        "\t# tab-indented comment\n"
+        "alpha   # the billing job\n"
+        "beta\t# the batch job\n"
+        "gam#ma\n"
+        "  delta  \n"
+    )
+    s = Settings.from_env({"LLM_API_KEYS_FILE": str(path)})
+    assert s.api_keys == ("alpha", "beta", "gam#ma", "delta")
+
+
+def test_keys_file_with_two_words_on_a_line_names_the_line_not_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text("alpha\nsecret-one secret-two\n")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"LLM_API_KEYS_FILE": str(path)})
+    assert "LLM_API_KEYS_FILE" in str(err.value) and "line 2" in str(err.value)
+    assert "secret" not in str(err.value)

