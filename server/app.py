@@ -36,6 +36,7 @@ class LlmServer:
             timeout=settings.timeout,
             connect_timeout=settings.connect_timeout,
             cooldown=settings.host_cooldown,
+            max_line_bytes=settings.ollama_max_line_bytes,
         )
         self.limiter = GenerationLimiter(
             settings.max_concurrent, settings.max_queue, settings.queue_timeout

@@ -44,9 +44,19 @@ class OllamaPool:
         timeout: float,
         connect_timeout: float,
         cooldown: float,
+        max_line_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.hosts = [
-            Host(u, OllamaClient(u, timeout=timeout, connect_timeout=connect_timeout)) for u in urls
+            Host(
+                u,
+                OllamaClient(
+                    u,
+                    timeout=timeout,
+                    connect_timeout=connect_timeout,
+                    max_line_bytes=max_line_bytes,
+                ),
+            )
+            for u in urls
         ]
         self._cooldown = cooldown
         self.retries = 0

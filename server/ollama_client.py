@@ -33,6 +33,12 @@ from server.ollama_http import HttpPool, Response
 
 JsonObject = dict[str, Any]
 
+# Most of an error body read from Ollama (Ollama's own are a line); the rest is dropped
+# with the connection.
+MAX_ERROR_BODY = 64 * 1024
+# Most of Ollama's error text repeated to callers.
+MAX_ERROR_TEXT = 500
+
 
 class OllamaClient:
     """Async client of one Ollama server, sharing one connection pool."""
@@ -43,10 +49,12 @@ class OllamaClient:
         *,
         timeout: float,
         connect_timeout: float,
+        max_line_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.base_url = base_url
         self._timeout = timeout
         self._connect_timeout = connect_timeout
+        self._max_line = max_line_bytes
         self._pool = HttpPool(base_url)
         # Idle connections are dropped before a server's usual 5 s keep-alive ends.
         self._http = httpx.AsyncClient(
@@ -76,7 +84,9 @@ class OllamaClient:
         model = str(payload.get("model", ""))
         data = await self._post_json("/api/chat", {**payload, "stream": False}, model, timeout)
         if "error" in data:
-            raise OllamaError(f"Ollama failed to answer with model '{model}': {data['error']}")
+            raise OllamaError(
+                f"Ollama failed to answer with model '{model}': {_shorten(data['error'])}"
+            )
         return data
 
     async def open_chat_stream(self, payload: JsonObject, timeout: float) -> Response:
@@ -86,8 +96,7 @@ class OllamaClient:
         model = str(payload.get("model", ""))
         response = await self._post("/api/chat", {**payload, "stream": True}, model, timeout)
         if response.status_code != 200:
-            content = await self._read(response, model, timeout)
-            raise _status_error(response.status_code, content, model)
+            raise await self._error(response, model, timeout)
         return response
 
     def chunks(self, response: Response, model: str, timeout: float) -> AsyncGenerator[JsonObject]:
@@ -99,12 +108,13 @@ class OllamaClient:
         self, response: Response, model: str, timeout: float
     ) -> AsyncGenerator[JsonObject]:
         try:
-            lines = _ndjson_lines(response)
+            lines = _ndjson_lines(response, self._max_line, model)
             async for line in lines:
                 chunk = _parse_object(line, model)
                 if "error" in chunk:
                     raise OllamaError(
-                        f"Ollama failed mid-answer with model '{model}': {chunk['error']}"
+                        f"Ollama failed mid-answer with model '{model}': "
+                        f"{_shorten(chunk['error'])}"
                     )
                 if chunk.get("done"):
                     # Read to the end of the body first, so the connection goes back to
@@ -129,9 +139,14 @@ class OllamaClient:
         self, path: str, body: JsonObject, model: str, timeout: float
     ) -> JsonObject:
         response = await self._post(path, body, model, timeout)
-        content = await self._read(response, model, timeout)
         if response.status_code != 200:
-            raise _status_error(response.status_code, content, model)
+            raise await self._error(response, model, timeout)
+        content, whole = await self._read(response, model, timeout, self._max_line)
+        if not whole:
+            raise OllamaError(
+                f"Ollama's answer for model '{model}' is over {self._max_line} bytes "
+                "(OLLAMA_MAX_LINE_BYTES)"
+            )
         return _parse_object(content, model)
 
     async def _post(self, path: str, body: JsonObject, model: str, timeout: float) -> Response:
@@ -145,20 +160,53 @@ class OllamaClient:
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, timeout) from exc
 
-    async def _read(self, response: Response, model: str, timeout: float) -> bytes:
+    async def _error(self, response: Response, model: str, timeout: float) -> LlmError:
+        """The domain error for an answer with an error status, from at most
+        ``MAX_ERROR_BODY`` bytes of its body."""
+        content, _ = await self._read(response, model, timeout, MAX_ERROR_BODY)
+        return _status_error(response.status_code, content, model)
+
+    async def _read(
+        self, response: Response, model: str, timeout: float, limit: int
+    ) -> tuple[bytes, bool]:
+        """The body, and whether it was whole: reading stops past ``limit`` bytes and
+        the connection is closed (never returned to the pool half read)."""
+        parts: list[bytes] = []
+        size = 0
+        chunks = response.aiter_raw()
         try:
-            return await response.aread()
+            async for data in chunks:
+                size += len(data)
+                if size > limit:
+                    parts.append(data[: max(0, limit - size + len(data))])
+                    return b"".join(parts), False
+                parts.append(data)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, timeout) from exc
+        finally:
+            await chunks.aclose()
+            await response.aclose()
+        return b"".join(parts), True
 
     async def _get_json(self, path: str) -> JsonObject:
         try:
-            response = await self._http.get(path)
+            async with self._http.stream("GET", path) as response:
+                limit = self._max_line if response.status_code == 200 else MAX_ERROR_BODY
+                parts: list[bytes] = []
+                size = 0
+                async for data in response.aiter_bytes():
+                    size += len(data)
+                    if size > limit:
+                        break
+                    parts.append(data)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, "", self._timeout) from exc
+        content = b"".join(parts)
         if response.status_code != 200:
-            raise _status_error(response.status_code, response.content, "")
-        return _parse_object(response.content, "")
+            raise _status_error(response.status_code, content, "")
+        if size > limit:
+            raise OllamaError(f"Ollama's answer to {path} is over {limit} bytes")
+        return _parse_object(content, "")
 
     def _transport_error(self, exc: httpx.HTTPError, model: str, timeout: float) -> LlmError:
         about = f" with model '{model}'" if model else ""
@@ -182,17 +230,35 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-async def _ndjson_lines(response: Response) -> AsyncGenerator[bytes]:
-    """The non-empty lines of an NDJSON body, as they arrive."""
-    pending = b""
+async def _ndjson_lines(response: Response, limit: int, model: str) -> AsyncGenerator[bytes]:
+    """The non-empty lines of an NDJSON body, as they arrive. A line longer than
+    ``limit`` bytes fails the answer (``OllamaError``) before more of it is held."""
+    pending: list[bytes] = []  # the start of a line still arriving
+    size = 0
     async for data in response.aiter_raw():
-        pending += data
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line
-    if pending.strip():
-        yield pending
+        lines = data.split(b"\n")
+        if len(lines) > 1:
+            lines[0] = b"".join((*pending, lines[0]))
+            pending, size = [], 0
+            for line in lines[:-1]:
+                if len(line) > limit:
+                    raise _line_too_long(limit, model)
+                if line.strip():
+                    yield line
+        if lines[-1]:
+            pending.append(lines[-1])
+            size += len(lines[-1])
+            if size > limit:
+                raise _line_too_long(limit, model)
+    last = b"".join(pending)
+    if last.strip():
+        yield last
+
+
+def _line_too_long(limit: int, model: str) -> OllamaError:
+    return OllamaError(
+        f"Ollama sent a line over {limit} bytes for model '{model}' (OLLAMA_MAX_LINE_BYTES)"
+    )
 
 
 def _parse_object(content: bytes, model: str) -> JsonObject:
@@ -205,14 +271,22 @@ def _parse_object(content: bytes, model: str) -> JsonObject:
     return data
 
 
+def _shorten(text: object) -> str:
+    value = str(text).strip()
+    if len(value) <= MAX_ERROR_TEXT:
+        return value
+    return f"{value[:MAX_ERROR_TEXT]}... ({len(value)} characters)"
+
+
 def _error_text(content: bytes) -> str:
+    """Ollama's message from an error body (``{"error": ...}``), shortened."""
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
-        return content.decode(errors="replace").strip()[:300]
+        return _shorten(content.decode(errors="replace"))
     if isinstance(data, dict) and "error" in data:
-        return str(data["error"])
-    return str(data)[:300]
+        return _shorten(data["error"])
+    return _shorten(data)
 
 
 def _status_error(status: int, content: bytes, model: str) -> LlmError:

@@ -27,7 +27,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -199,7 +199,7 @@ class Response:
         parts = [chunk async for chunk in self.aiter_raw()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def aiter_raw(self) -> AsyncIterator[bytes]:
+    async def aiter_raw(self) -> AsyncGenerator[bytes]:
         """The body as it arrives (chunked framing removed)."""
         conn = self._conn
         if conn is None:
