@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PHASES = ("latency", "throughput", "streams", "rate", "memory")
+PHASES = ("latency", "throughput", "streams", "rate", "memory", "soak")
 TARGETS = ("direct", "grpc", "rest")
 STREAM_SECONDS = 2.0
 
@@ -26,6 +26,8 @@ class Config:
     stream_words: int
     rate_words: int
     rate_duration: float
+    soak_duration: float
+    soak_clients: int
     warmup: float
     drain: float
     """Seconds paced streams get to finish after a round before they are cut."""
@@ -86,6 +88,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stream-duration", type=float, help="seconds per paced-stream round (3)")
     p.add_argument("--rate-duration", type=float, help="seconds per max-rate round (1.5)")
+    p.add_argument(
+        "--soak-duration",
+        type=float,
+        help="seconds of clients leaving at random moments, then the counters (120)",
+    )
+    p.add_argument(
+        "--soak-clients", type=int, default=32, help="concurrent soak clients (32)"
+    )
     p.add_argument(
         "--rss-requests",
         type=int,
@@ -172,6 +182,8 @@ def parse(argv: Sequence[str] | None) -> Config:
         stream_words=max(4, round(STREAM_SECONDS / a.token_delay) - 1) if a.token_delay > 0 else 50,
         rate_words=50,
         rate_duration=pick(a.rate_duration, 1.5, 1.0),
+        soak_duration=pick(a.soak_duration, 120.0, 5.0),
+        soak_clients=a.soak_clients,
         warmup=0.5 if quick else 1.0,
         drain=1.0 if quick else 3.0,
         rss_marks=(200 if quick else 1_000, int(pick(a.rss_requests, 20_000, 1_000))),

@@ -218,6 +218,15 @@ def table(results: JsonDict) -> str:
         )
     elif "counted_requests" in mem:
         lines.append(f"RSS: only {mem['counted_requests']} requests counted, no growth figure")
+    sk = results.get("soak")
+    if sk:
+        moments = ", ".join(f"{k} {v}" for k, v in sorted(sk["moments"].items()))
+        lines.append(
+            f"\nsoak, {sk['duration_s']:g} s with {sk['clients']} clients leaving at random "
+            f"({moments}): {sk['counted']} requests counted = {sk['successes']} successes + "
+            f"{sk['failures']} failures + {sk['cancellations']} cancellations; at the end "
+            f"{sk['running_at_end']} running, {sk['queued_at_end']} queued"
+        )
     prof = results.get("profile")
     if prof:
         lines.append("\nprofile (py-spy, share of samples):")

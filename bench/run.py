@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import measure, procs, profile, report
+from bench import measure, procs, profile, report, soak
 from bench.config import REPO, Config, parse
 from bench.targets import DirectTarget, GrpcTarget, LeanHttpTarget, RestTarget, Target, words
 
@@ -442,6 +442,12 @@ def _targets(results: JsonDict) -> list[JsonDict]:
         for path in ("grpc", "rest"):
             added = st["added"][path]["p99_ms"]
             check(f"{path} added per-token delay p99 (ms) < 5", added, 5.0, False)
+    sk = results.get("soak")
+    if sk:
+        check("soak: generations running at the end", sk["running_at_end"], 1, False)
+        check("soak: generations queued at the end", sk["queued_at_end"], 1, False)
+        unbalanced = sk["counted"] - sk["successes"] - sk["failures"] - sk["cancellations"]
+        check("soak: total - (successes + failures + cancellations)", abs(unbalanced), 1, False)
     mem = results.get("memory")
     if mem and mem.get("growth_pct"):
         for name, growth in mem["growth_pct"].items():
@@ -493,6 +499,13 @@ async def _measure(cfg: Config, fast: Stack, paced: Stack | None) -> JsonDict:
             results["rate"] = await _streams(
                 cfg, clients.fast, fast, "fast", 0.0, cfg.rate_duration, cfg.concurrency
             )
+        if "soak" in cfg.phases:
+            results["soak"] = await soak.soak(
+                fast.service.grpc_target,
+                fast.service.rest_url,
+                cfg.soak_duration,
+                cfg.soak_clients,
+            )
         if cfg.profile is not None:
             results["profile"] = await _profile(cfg, clients, fast)
     finally:
@@ -523,6 +536,8 @@ def run(cfg: Config) -> JsonDict:
             "token_delay_s": cfg.token_delay,
             "stream_duration_s": cfg.stream_duration,
             "rate_duration_s": cfg.rate_duration,
+            "soak_duration_s": cfg.soak_duration,
+            "soak_clients": cfg.soak_clients,
             "grpc_channels": cfg.grpc_channels,
             "service_env": {
                 "LLM_MAX_CONCURRENT": cfg.max_concurrent,
