@@ -31,32 +31,48 @@ _INTS = {
 _NUMBERS = {FieldDescriptor.TYPE_DOUBLE: "double", FieldDescriptor.TYPE_FLOAT: "float"}
 
 
-def _field_schema(field: Any) -> Schema:
+# Well-known types as JSON has them (protobuf's JSON mapping).
+_WELL_KNOWN: dict[str, Schema] = {
+    "google.protobuf.Timestamp": {"type": "string", "format": "date-time", "nullable": True},
+    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
+    "google.protobuf.Value": {"description": "any JSON value"},
+    "google.protobuf.ListValue": {"type": "array", "items": {}},
+}
+
+
+def _field_schema(field: Any, seen: frozenset[str]) -> Schema:
     entry = field.message_type
     if entry is not None and entry.GetOptions().map_entry:
-        return {"type": "object", "additionalProperties": _scalar(entry.fields_by_name["value"])}
-    item = _scalar(field)
+        value = _scalar(entry.fields_by_name["value"], seen)
+        return {"type": "object", "additionalProperties": value}
+    item = _scalar(field, seen)
     return {"type": "array", "items": item} if field.is_repeated else item
 
 
-def _scalar(field: Any) -> Schema:
+def _scalar(field: Any, seen: frozenset[str]) -> Schema:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        if field.message_type.full_name == "google.protobuf.Timestamp":
-            return {"type": "string", "format": "date-time", "nullable": True}
-        return message_schema(field.message_type)
+        name = field.message_type.full_name
+        if name in _WELL_KNOWN:
+            return dict(_WELL_KNOWN[name])
+        if name in seen:  # a message within itself (top_logprobs)
+            return {"type": "object"}
+        return message_schema(field.message_type, seen)
     if field.type in _INTS:
         return {"type": "integer", "format": _INTS[field.type]}
     if field.type in _NUMBERS:
         return {"type": "number", "format": _NUMBERS[field.type]}
     if field.type == FieldDescriptor.TYPE_BOOL:
         return {"type": "boolean"}
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return {"type": "string", "format": "byte"}
     return {"type": "string"}
 
 
-def message_schema(desc: Any) -> Schema:
+def message_schema(desc: Any, seen: frozenset[str] = frozenset()) -> Schema:
+    inner = seen | {desc.full_name}
     return {
         "type": "object",
-        "properties": {f.name: _field_schema(f) for f in desc.fields},
+        "properties": {f.name: _field_schema(f, inner) for f in desc.fields},
     }
 
 

@@ -120,3 +120,34 @@ def test_shallow_clone_skips_and_a_named_missing_ref_fails(
 def test_test_script_runs_the_breaking_check() -> None:
     text = (ROOT / "scripts" / "test.sh").read_text()
     assert "scripts/buf_breaking.sh" in text
+
+
+def test_the_contract_registers_under_its_own_path(tmp_path: Path) -> None:
+    """A client that compiles the proto itself (protoc -Iprotos) registers the same file
+    name as the service's generated code, so both load in one process, and reflection
+    shows llm/v1/llm_service.proto."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{ROOT / 'protos'}",
+            f"--python_out={tmp_path}",
+            "llm/v1/llm_service.proto",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    script = (
+        "from generated.llm.v1 import llm_service_pb2 as ours\n"
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from llm.v1 import llm_service_pb2 as theirs\n"
+        "assert ours.DESCRIPTOR.name == theirs.DESCRIPTOR.name == 'llm/v1/llm_service.proto'\n"
+        "print(theirs.ChatRequest(message='hi').message)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hi"

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from generated.llm.v1 import llm_service_pb2 as generated_dot_llm_dot_v1_dot_llm__service__pb2
+from generated.llm.v1 import llm_service_pb2 as llm_dot_v1_dot_llm__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in generated/llm/v1/llm_service_pb2_grpc.py depends on'
+        + ' but the generated code in llm/v1/llm_service_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -40,33 +40,53 @@ class LlmServiceStub:
         """
         self.Chat = channel.unary_unary(
                 '/llm.v1.LlmService/Chat',
-                request_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatRequest.SerializeToString,
-                response_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatResponse.FromString,
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.ChatRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.ChatResponse.FromString,
                 _registered_method=True)
         self.ChatStream = channel.unary_stream(
                 '/llm.v1.LlmService/ChatStream',
-                request_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatStreamRequest.SerializeToString,
-                response_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatStreamResponse.FromString,
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.ChatStreamRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.ChatStreamResponse.FromString,
                 _registered_method=True)
         self.Embed = channel.unary_unary(
                 '/llm.v1.LlmService/Embed',
-                request_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.EmbedRequest.SerializeToString,
-                response_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.EmbedResponse.FromString,
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.EmbedResponse.FromString,
                 _registered_method=True)
         self.ListModels = channel.unary_unary(
                 '/llm.v1.LlmService/ListModels',
-                request_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ListModelsResponse.FromString,
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.Health = channel.unary_unary(
                 '/llm.v1.LlmService/Health',
-                request_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.HealthRequest.SerializeToString,
-                response_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.HealthResponse.FromString,
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.HealthRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.HealthResponse.FromString,
                 _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/llm.v1.LlmService/Stats',
-                request_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.StatsRequest.SerializeToString,
-                response_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.StatsResponse.FromString,
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.StatsRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.StatsResponse.FromString,
+                _registered_method=True)
+        self.Generate = channel.unary_unary(
+                '/llm.v1.LlmService/Generate',
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.GenerateRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.GenerateResponse.FromString,
+                _registered_method=True)
+        self.GenerateStream = channel.unary_stream(
+                '/llm.v1.LlmService/GenerateStream',
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.FromString,
+                _registered_method=True)
+        self.ShowModel = channel.unary_unary(
+                '/llm.v1.LlmService/ShowModel',
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.ShowModelRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.ShowModelResponse.FromString,
+                _registered_method=True)
+        self.ListRunningModels = channel.unary_unary(
+                '/llm.v1.LlmService/ListRunningModels',
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsResponse.FromString,
                 _registered_method=True)
 
 
@@ -120,38 +140,88 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Generate(self, request, context):
+        """Generate completes a prompt as Ollama's /api/generate does: the model's template
+        applies (unless raw), with system, suffix (fill-in-the-middle) and images.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GenerateStream(self, request, context):
+        """GenerateStream answers like Generate, streaming response and thinking deltas, then
+        one final message with the totals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShowModel(self, request, context):
+        """ShowModel describes one model: template, parameters, details, capabilities.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRunningModels(self, request, context):
+        """ListRunningModels lists the models loaded in memory, on every host.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Chat': grpc.unary_unary_rpc_method_handler(
                     servicer.Chat,
-                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatRequest.FromString,
-                    response_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatResponse.SerializeToString,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.ChatRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.ChatResponse.SerializeToString,
             ),
             'ChatStream': grpc.unary_stream_rpc_method_handler(
                     servicer.ChatStream,
-                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatStreamRequest.FromString,
-                    response_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatStreamResponse.SerializeToString,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.ChatStreamRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.ChatStreamResponse.SerializeToString,
             ),
             'Embed': grpc.unary_unary_rpc_method_handler(
                     servicer.Embed,
-                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.EmbedRequest.FromString,
-                    response_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.EmbedResponse.SerializeToString,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.EmbedRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.EmbedResponse.SerializeToString,
             ),
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
-                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ListModelsRequest.FromString,
-                    response_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.ListModelsResponse.SerializeToString,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.ListModelsResponse.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
-                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.HealthRequest.FromString,
-                    response_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.HealthResponse.SerializeToString,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.HealthRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.HealthResponse.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
-                    request_deserializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.StatsRequest.FromString,
-                    response_serializer=generated_dot_llm_dot_v1_dot_llm__service__pb2.StatsResponse.SerializeToString,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.StatsRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.StatsResponse.SerializeToString,
+            ),
+            'Generate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Generate,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.GenerateRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.GenerateStream,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.SerializeToString,
+            ),
+            'ShowModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowModel,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.ShowModelRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.ShowModelResponse.SerializeToString,
+            ),
+            'ListRunningModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRunningModels,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -183,8 +253,8 @@ class LlmService:
             request,
             target,
             '/llm.v1.LlmService/Chat',
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatRequest.SerializeToString,
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatResponse.FromString,
+            llm_dot_v1_dot_llm__service__pb2.ChatRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.ChatResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -210,8 +280,8 @@ class LlmService:
             request,
             target,
             '/llm.v1.LlmService/ChatStream',
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatStreamRequest.SerializeToString,
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.ChatStreamResponse.FromString,
+            llm_dot_v1_dot_llm__service__pb2.ChatStreamRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.ChatStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -237,8 +307,8 @@ class LlmService:
             request,
             target,
             '/llm.v1.LlmService/Embed',
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.EmbedRequest.SerializeToString,
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.EmbedResponse.FromString,
+            llm_dot_v1_dot_llm__service__pb2.EmbedRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -264,8 +334,8 @@ class LlmService:
             request,
             target,
             '/llm.v1.LlmService/ListModels',
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.ListModelsRequest.SerializeToString,
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.ListModelsResponse.FromString,
+            llm_dot_v1_dot_llm__service__pb2.ListModelsRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -291,8 +361,8 @@ class LlmService:
             request,
             target,
             '/llm.v1.LlmService/Health',
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.HealthRequest.SerializeToString,
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.HealthResponse.FromString,
+            llm_dot_v1_dot_llm__service__pb2.HealthRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.HealthResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -318,8 +388,116 @@ class LlmService:
             request,
             target,
             '/llm.v1.LlmService/Stats',
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.StatsRequest.SerializeToString,
-            generated_dot_llm_dot_v1_dot_llm__service__pb2.StatsResponse.FromString,
+            llm_dot_v1_dot_llm__service__pb2.StatsRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Generate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm.v1.LlmService/Generate',
+            llm_dot_v1_dot_llm__service__pb2.GenerateRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llm.v1.LlmService/GenerateStream',
+            llm_dot_v1_dot_llm__service__pb2.GenerateStreamRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.GenerateStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm.v1.LlmService/ShowModel',
+            llm_dot_v1_dot_llm__service__pb2.ShowModelRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.ShowModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRunningModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm.v1.LlmService/ListRunningModels',
+            llm_dot_v1_dot_llm__service__pb2.ListRunningModelsRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.ListRunningModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
