@@ -91,12 +91,13 @@ class OllamaPool:
         return result
 
     @asynccontextmanager
-    async def chat_stream(
-        self, payload: JsonObject, timeout: float
+    async def stream(
+        self, path: str, payload: JsonObject, timeout: float
     ) -> AsyncIterator[AsyncGenerator[JsonObject]]:
-        """Opens a streamed chat on the best host (failing over only before the first
-        byte) and yields its chunks; leaving the block closes the upstream request."""
-        host, response = await self._start(lambda c: c.open_chat_stream(payload, timeout))
+        """Opens a streamed chat or generation on the best host (failing over only
+        before the first byte) and yields its chunks; leaving the block closes the
+        upstream request."""
+        host, response = await self._start(lambda c: c.open_stream(path, payload, timeout))
         chunks = host.client.chunks(response, str(payload.get("model", "")), timeout)
         try:
             yield chunks

@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 import grpc
 from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]
 
-from generated.llm.v1 import llm_service_pb2 as pb
 from server.auth import DENIED, KeyChecker
 from server.errors import ERROR_CODE_KEY
 from server.service import LlmService
@@ -230,18 +229,25 @@ class InProcessStub:
         self.ListModels = self._unary("ListModels", service.ListModels)
         self.Health = self._unary("Health", service.Health)
         self.Stats = self._unary("Stats", service.Stats)
+        self.Generate = self._unary("Generate", service.Generate)
+        self.ShowModel = self._unary("ShowModel", service.ShowModel)
+        self.ListRunningModels = self._unary("ListRunningModels", service.ListRunningModels)
+        self.ChatStream = self._stream("ChatStream", service.ChatStream)
+        self.GenerateStream = self._stream("GenerateStream", service.GenerateStream)
 
-    def ChatStream(
-        self,
-        request: pb.ChatStreamRequest,
-        timeout: float | None = None,
-        metadata: MetadataPairs = (),
-    ) -> StreamCall:
-        async def run(context: _Context) -> None:
-            self._admit("ChatStream", metadata)  # refused at the first read, as over gRPC
-            await self._service.ChatStream(request, context)  # type: ignore[arg-type]
+    def _stream(
+        self, name: str, method: Callable[[Any, Any], Awaitable[None]]
+    ) -> Callable[..., StreamCall]:
+        def call(
+            request: Any, timeout: float | None = None, metadata: MetadataPairs = ()
+        ) -> StreamCall:
+            async def run(context: _Context) -> None:
+                self._admit(name, metadata)  # refused at the first read, as over gRPC
+                await method(request, context)
 
-        return StreamCall(self, run, metadata, timeout)
+            return StreamCall(self, run, metadata, timeout)
+
+        return call
 
     def _unary(
         self, name: str, method: Callable[[Any, Any], Awaitable[T]]

@@ -81,23 +81,41 @@ class OllamaClient:
 
     async def chat(self, payload: JsonObject, timeout: float) -> JsonObject:
         """Non-streaming /api/chat; ``timeout`` bounds the whole call, in seconds."""
+        return await self._answer("/api/chat", payload, timeout)
+
+    async def generate(self, payload: JsonObject, timeout: float) -> JsonObject:
+        """Non-streaming /api/generate."""
+        return await self._answer("/api/generate", payload, timeout)
+
+    async def _answer(self, path: str, payload: JsonObject, timeout: float) -> JsonObject:
         model = str(payload.get("model", ""))
-        data = await self._post_json("/api/chat", {**payload, "stream": False}, model, timeout)
+        data = await self._post_json(path, {**payload, "stream": False}, model, timeout)
         if "error" in data:
             raise OllamaError(
                 f"Ollama failed to answer with model '{model}': {_shorten(data['error'])}"
             )
         return data
 
-    async def open_chat_stream(self, payload: JsonObject, timeout: float) -> Response:
-        """Starts a streaming /api/chat and checks its status; the caller reads the body
-        with ``chunks`` and must ``aclose()`` the response (which closes the connection
-        and stops Ollama generating)."""
+    async def open_stream(self, path: str, payload: JsonObject, timeout: float) -> Response:
+        """Starts a streaming /api/chat or /api/generate and checks its status; the
+        caller reads the body with ``chunks`` and must ``aclose()`` the response (which
+        closes the connection and stops Ollama generating)."""
         model = str(payload.get("model", ""))
-        response = await self._post("/api/chat", {**payload, "stream": True}, model, timeout)
+        response = await self._post(path, {**payload, "stream": True}, model, timeout)
         if response.status_code != 200:
             raise await self._error(response, model, timeout)
         return response
+
+    async def show(self, model: str, timeout: float) -> JsonObject:
+        return await self._post_json("/api/show", {"model": model}, model, timeout)
+
+    async def running(self) -> list[JsonObject]:
+        """/api/ps: the models loaded in memory."""
+        data = await self._get_json("/api/ps")
+        models = data.get("models") or []
+        if not isinstance(models, list):
+            raise OllamaError("Ollama's /api/ps answer has no model list")
+        return [m for m in models if isinstance(m, dict)]
 
     def chunks(self, response: Response, model: str, timeout: float) -> AsyncGenerator[JsonObject]:
         """Ollama's NDJSON chunks. Raises ``OllamaError`` on an ``{"error"}`` line and

@@ -1,33 +1,41 @@
-"""``llm.v1.LlmService``: each RPC validates, calls Ollama once and maps the answer."""
+"""``llm.v1.LlmService``: each RPC validates, calls Ollama once and maps the answer.
+
+Streams write each event with ``context.write`` instead of yielding it: the RPC is one
+coroutine in one task, so a caller that cancels, leaves or stops reading (its write
+waits for room within the call's timeout) ends it there, in that task, and every
+``finally`` runs at once: the slot and the Ollama connection are released and the
+request is counted.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
+
+from google.protobuf.message import Message
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from server import replies
 from server.calls import Call, CallTracker, Context
+from server.catalog import Catalog
 from server.config import Settings
 from server.errors import OllamaError, OllamaTimeout
 from server.health import OllamaHealthServicer, has_model
 from server.hosts import OllamaPool
 from server.limiter import GenerationLimiter
 from server.metrics import Metrics
+from server.payloads import chat_payload, embed_payload, generate_payload
 from server.stats import StatsRecorder
-from server.validation import chat_payload, embed_payload
+from server.validation import model_name
 
 log = logging.getLogger("llm.service")
 
-EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "jina-bert-v2"})
-
-
-def is_embedding_model(model: dict[str, Any]) -> bool:
-    details = model.get("details") or {}
-    families = {str(details.get("family", ""))} | set(details.get("families") or [])
-    name = str(model.get("name", ""))
-    return bool(families & EMBEDDING_FAMILIES) or "embed" in name or name.startswith("bge")
+JsonObject = dict[str, Any]
+Event = Callable[[JsonObject, Call], Message | None]
+Final = Callable[[JsonObject, Call], Message]
 
 
 def configuration(settings: Settings) -> pb.Configuration:
@@ -77,48 +85,79 @@ class LlmService(pb_grpc.LlmServiceServicer):
         self._health = health
         self._stats = stats
         self._calls = CallTracker(stats, metrics, settings.timeout)
+        self.catalog = Catalog(pool, settings.cache_duration, settings.timeout)
 
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:
         async with self._calls.track("CHAT", "Chat", context) as call:
-            payload = chat_payload(request, self._settings)
-            call.model = payload["model"]
-            log.debug("CHAT messages=%r", payload["messages"])
-            async with self._limiter.slot(call.remaining()), asyncio.timeout(call.remaining()):
-                data = await self._pool.call(lambda c: c.chat(payload, call.remaining()))
-            message = data.get("message") or {}
-            call.prompt_tokens = int(data.get("prompt_eval_count") or 0)
-            call.response_tokens = int(data.get("eval_count") or 0)
-            call.tokens_per_second = _tokens_per_second(data)
-            reply = pb.ChatResponse(
-                response=str(message.get("content") or ""),
-                thinking=str(message.get("thinking") or ""),
-                model=str(data.get("model") or call.model),
-                prompt_tokens=call.prompt_tokens,
-                response_tokens=call.response_tokens,
-                total_tokens=call.prompt_tokens + call.response_tokens,
-                generation_time_ms=call.elapsed_ms(),
-                done_reason=str(data.get("done_reason") or "stop"),
-                load_time_ms=_ns_to_ms(data.get("load_duration")),
-            )
-            reply.timestamp.GetCurrentTime()
+            payload = await self._chat(request, call)
+            data = await self._answer(call, lambda c: c.chat(payload, call.remaining()))
+            reply = replies.chat_reply(data, call)
             log.debug("CHAT response=%r", reply.response)
         return reply
 
     async def ChatStream(self, request: pb.ChatStreamRequest, context: Context) -> None:
-        """Writes each event with ``context.write`` instead of yielding it: the RPC is
-        one coroutine in one task, so a caller that cancels, leaves or stops reading
-        (its write waits for room within the call's timeout) ends it here, in this
-        task, and every ``finally`` below runs at once: the slot and the Ollama
-        connection are released and the request is counted."""
         async with self._calls.track("CHAT", "ChatStream", context) as call:
             call.stream = True
-            payload = chat_payload(request.request, self._settings)
-            call.model = payload["model"]
-            log.debug("CHAT messages=%r", payload["messages"])
+            payload = await self._chat(request.request, call)
             async with self._limiter.slot(call.remaining()):
-                await self._stream(payload, call, context)
+                await self._relay(
+                    "/api/chat", payload, call, context, replies.chat_event, replies.chat_final
+                )
 
-    async def _stream(self, payload: dict[str, Any], call: Call, context: Context) -> None:
+    async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
+        async with self._calls.track("GENERATE", "Generate", context) as call:
+            payload = await self._generate(request, call)
+            data = await self._answer(call, lambda c: c.generate(payload, call.remaining()))
+            reply = replies.generate_reply(data, call)
+        return reply
+
+    async def GenerateStream(self, request: pb.GenerateStreamRequest, context: Context) -> None:
+        async with self._calls.track("GENERATE", "GenerateStream", context) as call:
+            call.stream = True
+            payload = await self._generate(request.request, call)
+            async with self._limiter.slot(call.remaining()):
+                await self._relay(
+                    "/api/generate",
+                    payload,
+                    call,
+                    context,
+                    replies.generate_event,
+                    replies.generate_final,
+                )
+
+    async def _chat(self, request: pb.ChatRequest, call: Call) -> JsonObject:
+        payload = chat_payload(request, self._settings)
+        call.model = payload["model"]
+        log.debug("CHAT messages=%r", payload["messages"])
+        if any(m.get("images") for m in payload["messages"]):
+            await self.catalog.require(call.model, "vision", "images")
+        return payload
+
+    async def _generate(self, request: pb.GenerateRequest, call: Call) -> JsonObject:
+        payload = generate_payload(request, self._settings)
+        call.model = payload["model"]
+        log.debug("GENERATE prompt=%r", payload["prompt"])
+        if payload.get("images"):
+            await self.catalog.require(call.model, "vision", "images")
+        if payload.get("suffix"):
+            await self.catalog.require(call.model, "insert", "a suffix")
+        return payload
+
+    async def _answer(self, call: Call, work: Callable[[Any], Any]) -> JsonObject:
+        """One whole answer from Ollama, within a generation slot and the call's time."""
+        async with self._limiter.slot(call.remaining()), asyncio.timeout(call.remaining()):
+            data: JsonObject = await self._pool.call(work)
+        return data
+
+    async def _relay(
+        self,
+        path: str,
+        payload: JsonObject,
+        call: Call,
+        context: Context,
+        event: Event,
+        final: Final,
+    ) -> None:
         """Relays Ollama's chunks. Until the first token arrives the first-token timeout
         (model load included) applies; after it, the overall timeout, which also bounds
         the time spent waiting for a slow reader."""
@@ -128,23 +167,19 @@ class LlmService(pb_grpc.LlmServiceServicer):
         try:
             async with (
                 asyncio.timeout(first_wait) as limit,
-                self._pool.chat_stream(payload, call.remaining()) as chunks,
+                self._pool.stream(path, payload, call.remaining()) as chunks,
             ):
                 async for chunk in chunks:
                     if chunk.get("done"):
-                        await context.write(self._final_event(chunk, call))
+                        await context.write(final(chunk, call))
                         return
-                    message = chunk.get("message") or {}
-                    content = str(message.get("content") or "")
-                    thinking = str(message.get("thinking") or "")
-                    if not (content or thinking):
+                    message = event(chunk, call)
+                    if message is None:
                         continue
                     if call.time_to_first_token_ms is None:
                         call.time_to_first_token_ms = call.elapsed_ms()
                         limit.reschedule(overall_end)
-                    await context.write(
-                        pb.ChatStreamResponse(content=content, thinking=thinking, model=call.model)
-                    )
+                    await context.write(message)
         except TimeoutError:
             if call.time_to_first_token_ms is None and first_wait < call.timeout:
                 raise OllamaTimeout(
@@ -153,30 +188,11 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 ) from None
             raise
 
-    def _final_event(self, final: dict[str, Any], call: Call) -> pb.ChatStreamResponse:
-        call.prompt_tokens = int(final.get("prompt_eval_count") or 0)
-        call.response_tokens = int(final.get("eval_count") or 0)
-        call.tokens_per_second = _tokens_per_second(final)
-        event = pb.ChatStreamResponse(
-            done=True,
-            model=str(final.get("model") or call.model),
-            done_reason=str(final.get("done_reason") or "stop"),
-            prompt_tokens=call.prompt_tokens,
-            response_tokens=call.response_tokens,
-            total_tokens=call.prompt_tokens + call.response_tokens,
-            generation_time_ms=call.elapsed_ms(),
-            time_to_first_token_ms=call.time_to_first_token_ms or 0.0,
-            tokens_per_second=call.tokens_per_second or 0.0,
-        )
-        event.timestamp.GetCurrentTime()
-        return event
-
     async def Embed(self, request: pb.EmbedRequest, context: Context) -> pb.EmbedResponse:
         async with self._calls.track("EMBED", "Embed", context) as call:
             payload = embed_payload(request, self._settings)
             call.model = payload["model"]
-            async with self._limiter.slot(call.remaining()), asyncio.timeout(call.remaining()):
-                data = await self._pool.call(lambda c: c.embed(payload, call.remaining()))
+            data = await self._answer(call, lambda c: c.embed(payload, call.remaining()))
             vectors = data.get("embeddings") or []
             if len(vectors) != len(request.input):
                 raise OllamaError(
@@ -190,6 +206,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 dimensions=len(vectors[0]) if vectors else 0,
                 prompt_tokens=call.prompt_tokens,
                 generation_time_ms=call.elapsed_ms(),
+                durations=replies.durations(data),
             )
             reply.timestamp.GetCurrentTime()
         return reply
@@ -199,7 +216,26 @@ class LlmService(pb_grpc.LlmServiceServicer):
     ) -> pb.ListModelsResponse:
         async with self._calls.track("MODELS", "ListModels", context, counted=False):
             tags = await self._pool.call(lambda c: c.tags())
-            reply = pb.ListModelsResponse(models=[_model_info(m) for m in tags])
+            reply = pb.ListModelsResponse(models=[replies.model_info(m) for m in tags])
+            reply.timestamp.GetCurrentTime()
+        return reply
+
+    async def ShowModel(
+        self, request: pb.ShowModelRequest, context: Context
+    ) -> pb.ShowModelResponse:
+        async with self._calls.track("MODELS", "ShowModel", context, counted=False) as call:
+            call.model = model_name(request.model, self._settings.default_model)
+            reply = replies.show(call.model, await self.catalog.show(call.model))
+        return reply
+
+    async def ListRunningModels(
+        self, request: pb.ListRunningModelsRequest, context: Context
+    ) -> pb.ListRunningModelsResponse:
+        async with self._calls.track("MODELS", "ListRunningModels", context, counted=False):
+            running = await self.catalog.running()
+            reply = pb.ListRunningModelsResponse(
+                models=[replies.running_model(m, host) for host, m in running]
+            )
             reply.timestamp.GetCurrentTime()
         return reply
 
@@ -258,23 +294,3 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 )
             )
         return hosts
-
-
-def _model_info(model: dict[str, Any]) -> pb.ModelInfo:
-    details = model.get("details") or {}
-    return pb.ModelInfo(
-        name=str(model.get("name") or model.get("model") or ""),
-        model=str(model.get("model") or model.get("name") or ""),
-        size=int(model.get("size") or 0),
-        digest=str(model.get("digest") or ""),
-        modified_at=str(model.get("modified_at") or ""),
-        details=pb.ModelDetails(
-            parent_model=str(details.get("parent_model") or ""),
-            format=str(details.get("format") or ""),
-            family=str(details.get("family") or ""),
-            families=[str(f) for f in details.get("families") or []],
-            parameter_size=str(details.get("parameter_size") or ""),
-            quantization_level=str(details.get("quantization_level") or ""),
-        ),
-        embedding=is_embedding_model(model),
-    )

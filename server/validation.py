@@ -1,13 +1,18 @@
-"""Request validation, and the Ollama request bodies built from valid requests.
+"""Checks of the values a request carries, each turned into what Ollama takes.
 
 Unset optional fields take the defaults from ``Settings``; values that are set are
 checked against them. Every rejection is an ``InvalidArgument`` naming the field.
+``server.payloads`` builds whole Ollama requests from these.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
+
+from google.protobuf import json_format, struct_pb2
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.config import Settings
@@ -17,6 +22,8 @@ from server.errors import InvalidArgument, quoted
 MAX_MODEL_NAME = 256
 # Deepest nesting of a JSON value a caller sends (a format schema, a request body).
 MAX_JSON_DEPTH = 64
+# A Go duration, as Ollama parses keep_alive: "5m", "1h30m", "-1s", "300ms".
+_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
 
 ROLES = ("system", "user", "assistant", "tool")
 THINK_VALUES: dict[str, bool | str] = {
@@ -26,81 +33,6 @@ THINK_VALUES: dict[str, bool | str] = {
     "medium": "medium",
     "high": "high",
 }
-
-
-def chat_payload(req: pb.ChatRequest, settings: Settings) -> dict[str, Any]:
-    """The /api/chat body for ``req``: system prompt, then history, then the message."""
-    if not req.message.strip():
-        raise InvalidArgument("message must not be empty")
-    limit = settings.max_message_chars
-    if len(req.message) > limit:
-        raise InvalidArgument(
-            f"message is {len(req.message)} characters long; at most {limit} are accepted"
-        )
-    if len(req.history) > settings.max_history:
-        raise InvalidArgument(
-            f"history has {len(req.history)} turns; at most {settings.max_history} are accepted"
-        )
-    total = len(req.system) + sum(len(t.content) + len(t.thinking) for t in req.history)
-    if total > limit * 4:
-        raise InvalidArgument(
-            f"system prompt and history hold {total} characters; at most {limit * 4} are accepted"
-        )
-    model = model_name(req.model, settings.default_model)
-    messages: list[dict[str, str]] = []
-    if req.HasField("system") and req.system:
-        messages.append({"role": "system", "content": req.system})
-    for i, turn in enumerate(req.history):
-        role = turn.role.strip().lower()
-        if role not in ROLES:
-            raise InvalidArgument(
-                f"history[{i}].role must be one of {', '.join(ROLES)}, got {quoted(turn.role)}"
-            )
-        entry = {"role": role, "content": turn.content}
-        if turn.thinking:
-            entry["thinking"] = turn.thinking
-        messages.append(entry)
-    messages.append({"role": "user", "content": req.message})
-
-    options: dict[str, Any] = {
-        "num_predict": _max_tokens(req, settings),
-        "temperature": _temperature(req, settings),
-        "top_p": _top_p(req, settings),
-    }
-    if req.stop:
-        if any(not s for s in req.stop):
-            raise InvalidArgument("stop must not contain empty strings")
-        options["stop"] = list(req.stop)
-    if req.HasField("seed"):
-        options["seed"] = req.seed
-
-    payload: dict[str, Any] = {"model": model, "messages": messages, "options": options}
-    fmt = _format(req.format)
-    if fmt is not None:
-        payload["format"] = fmt
-    think = _think(req.think)
-    if think is not None:
-        payload["think"] = think
-    return payload
-
-
-def embed_payload(req: pb.EmbedRequest, settings: Settings) -> dict[str, Any]:
-    if not req.input:
-        raise InvalidArgument("input must hold at least one text")
-    if len(req.input) > settings.max_embed_inputs:
-        raise InvalidArgument(
-            f"input holds {len(req.input)} texts; at most {settings.max_embed_inputs} are accepted"
-        )
-    for i, text in enumerate(req.input):
-        if not text.strip():
-            raise InvalidArgument(f"input[{i}] must not be empty")
-        if len(text) > settings.max_message_chars:
-            raise InvalidArgument(
-                f"input[{i}] is {len(text)} characters long; "
-                f"at most {settings.max_message_chars} are accepted"
-            )
-    model = model_name(req.model, settings.embedding_model)
-    return {"model": model, "input": list(req.input)}
 
 
 def model_name(raw: str, default: str) -> str:
@@ -130,7 +62,30 @@ def json_depth(value: Any) -> int:
     return deepest
 
 
-def _max_tokens(req: pb.ChatRequest, settings: Settings) -> int:
+Sampled = pb.ChatRequest | pb.GenerateRequest
+
+
+def sampling(req: Sampled, settings: Settings) -> dict[str, Any]:
+    """Ollama's options for the common settings: max_tokens (OLLAMA_MAX_TOKENS when
+    unset, never above it), temperature and top_p (the service's defaults when unset,
+    unless the request leaves them to the model), stop and seed."""
+    options: dict[str, Any] = {"num_predict": _max_tokens(req, settings)}
+    temperature = _temperature(req, settings)
+    if temperature is not None:
+        options["temperature"] = temperature
+    top_p = _top_p(req, settings)
+    if top_p is not None:
+        options["top_p"] = top_p
+    if req.stop:
+        if any(not s for s in req.stop):
+            raise InvalidArgument("stop must not contain empty strings")
+        options["stop"] = list(req.stop)
+    if req.HasField("seed"):
+        options["seed"] = req.seed
+    return options
+
+
+def _max_tokens(req: Sampled, settings: Settings) -> int:
     if not req.HasField("max_tokens"):
         return settings.max_tokens
     if req.max_tokens <= 0:
@@ -143,25 +98,25 @@ def _max_tokens(req: pb.ChatRequest, settings: Settings) -> int:
     return req.max_tokens
 
 
-def _temperature(req: pb.ChatRequest, settings: Settings) -> float:
+def _temperature(req: Sampled, settings: Settings) -> float | None:
     if not req.HasField("temperature"):
-        return settings.temperature
+        return None if req.model_defaults else settings.temperature
     value = req.temperature
     if not 0.0 <= value <= 2.0:  # also rejects NaN
         raise InvalidArgument(f"temperature must be from 0 to 2, got {value:g}")
     return value
 
 
-def _top_p(req: pb.ChatRequest, settings: Settings) -> float:
+def _top_p(req: Sampled, settings: Settings) -> float | None:
     if not req.HasField("top_p"):
-        return settings.top_p
+        return None if req.model_defaults else settings.top_p
     value = req.top_p
     if not 0.0 < value <= 1.0:
         raise InvalidArgument(f"top_p must be above 0 and at most 1, got {value:g}")
     return value
 
 
-def _format(raw: str) -> str | dict[str, Any] | None:
+def text_format(raw: str) -> str | dict[str, Any] | None:
     text = raw.strip()
     if not text:
         return None
@@ -180,6 +135,78 @@ def _format(raw: str) -> str | dict[str, Any] | None:
     return schema
 
 
+def value_format(value: struct_pb2.Value, what: str) -> str | dict[str, Any]:
+    """A format given as data: the string "json", or a JSON schema object."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value" and value.string_value == "json":
+        return "json"
+    if kind == "struct_value":
+        schema = plain(value.struct_value)
+        if json_depth(schema) > MAX_JSON_DEPTH:
+            raise _too_deep(what)
+        return schema
+    raise InvalidArgument(f'{what} must be "json" or a JSON schema object')
+
+
+def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain JSON data; whole numbers stay integers (a Struct holds every
+    number as a double), as a caller wrote them."""
+    data: dict[str, Any] = _whole_numbers(json_format.MessageToDict(struct))
+    return data
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
+def options(req_options: pb.ModelOptions) -> dict[str, Any]:
+    """The typed model options, then the pass-through ones (never overriding a typed
+    one or the common settings, which the request holds in fields of their own)."""
+    out: dict[str, Any] = {}
+    if req_options.extra.fields:
+        extra = plain(req_options.extra)
+        if json_depth(extra) > MAX_JSON_DEPTH:
+            raise _too_deep("options.extra")
+        out.update(extra)
+    for name in ("num_ctx", "top_k"):
+        if req_options.HasField(name):
+            value = getattr(req_options, name)
+            if value <= 0:
+                raise InvalidArgument(f"options.{name} must be above 0, got {value}")
+            out[name] = value
+    for name in ("min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
+        if req_options.HasField(name):
+            value = getattr(req_options, name)
+            if not math.isfinite(value):
+                raise InvalidArgument(f"options.{name} must be a finite number")
+            out[name] = value
+    return out
+
+
+def keep_alive(raw: str) -> str | float | None:
+    """Ollama's keep_alive: seconds (a number) or a Go duration ("5m", "1h30m")."""
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        if not _DURATION.fullmatch(text):
+            raise InvalidArgument(
+                f'keep_alive must be seconds or a duration like "5m", got {quoted(text)}'
+            ) from None
+        return text
+    if not math.isfinite(seconds):
+        raise InvalidArgument("keep_alive must be a finite number of seconds")
+    return int(seconds) if seconds.is_integer() else seconds
+
+
 def _too_deep(what: str) -> InvalidArgument:
     return InvalidArgument(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
 
@@ -188,7 +215,7 @@ def _not_json(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _think(raw: str) -> bool | str | None:
+def think(raw: str) -> bool | str | None:
     value = raw.strip().lower()
     if not value:
         return None
