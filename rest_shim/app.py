@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
@@ -23,6 +23,7 @@ from rest_shim.backend import Backend
 from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
 from rest_shim.fastjson import JSONResponse
 from rest_shim.middleware import HttpMetrics, RequestContext
+from rest_shim.ollama.routes import ollama_routes
 from rest_shim.openai_compat import openai_error, openai_routes
 from rest_shim.openapi import docs_page, openapi_document
 from server.config import Settings
@@ -43,6 +44,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
     headers = dict(exc.headers or {})
+    if request.url.path.startswith("/api/"):  # Ollama's face: gin's answers
+        text = "404 page not found" if exc.status_code == 404 else "405 method not allowed"
+        if exc.status_code in (404, 405):
+            return PlainTextResponse(text, status_code=exc.status_code)
+        return JSONResponse({"error": str(detail)}, status_code=exc.status_code, headers=headers)
     if request.url.path.startswith("/v1/"):  # OpenAI-style callers read OpenAI's shape
         response = openai_error(exc.status_code, str(detail), code)
         response.headers.update(headers)
@@ -52,6 +58,8 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("REST %s %s failed unexpectedly", request.method, request.url.path)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": "internal error"}, status_code=500)
     if request.url.path.startswith("/v1/"):
         return openai_error(500, "internal error", "internal")
     return error_response(500, "internal", "internal error")
@@ -115,6 +123,7 @@ def create_app(
             Route("/docs", docs_route, methods=["GET"]),
             Route("/metrics", metrics_route, methods=["GET"]),
             *openai_routes(),
+            *ollama_routes(),
         ],
         exception_handlers={
             ShimError: shim_error_handler,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -34,12 +36,25 @@ def backend(request: Request) -> Backend:
 
 def metadata(request: Request) -> tuple[tuple[str, str], ...]:
     """gRPC metadata passed through from the HTTP request: the caller's credentials and
-    the request id (so the server's log lines carry the same id)."""
+    the request id (so the server's log lines carry the same id). HTTP Basic credentials
+    count as the key in their password (what LangChain and Open WebUI send for a URL
+    with ``user:key@``), so they go on as a bearer key."""
     rid: str = request.scope.get("state", {}).get("request_id", "")
     pairs = ((REQUEST_ID_HEADER, rid),) if rid else ()
     auth = request.headers.get("authorization")
+    if auth and auth[:6].lower() == "basic ":
+        auth = _basic_key(auth[6:].strip())
     # gRPC metadata takes printable ASCII only: any other value is no key, and passing it
     # on would fail the call (a 500) where the answer is 401, or 200 with keys off
     if auth and auth.isascii() and auth.isprintable():
         return (*pairs, ("authorization", auth))
     return pairs
+
+
+def _basic_key(credentials: str) -> str | None:
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, sep, password = decoded.partition(":")
+    return f"Bearer {password}" if sep and password else None

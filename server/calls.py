@@ -18,7 +18,14 @@ from typing import Any
 
 import grpc
 
-from server.errors import ERROR_CODE_KEY, RETRY_AFTER_KEY, LlmError, OllamaTimeout, Overloaded
+from server.errors import (
+    ERROR_CODE_KEY,
+    RETRY_AFTER_KEY,
+    UPSTREAM_ERROR_KEY,
+    LlmError,
+    OllamaTimeout,
+    Overloaded,
+)
 from server.logs import REQUEST_ID_HEADER, new_request_id, request_id
 from server.metrics import Metrics
 from server.stats import Outcome, RequestRecord, StatsRecorder
@@ -118,6 +125,8 @@ class CallTracker:
         )
         if isinstance(exc, Overloaded):
             trailers += ((RETRY_AFTER_KEY, f"{exc.retry_after:g}"),)
+        if exc.upstream:
+            trailers += ((UPSTREAM_ERROR_KEY, _ascii(exc.upstream)),)
         await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailers)
 
     def _finish(
@@ -173,6 +182,11 @@ class CallTracker:
         log.log(
             level, "%s %s %s", call.category, call.method, outcome.value, extra={"fields": fields}
         )
+
+
+def _ascii(text: str) -> str:
+    """gRPC metadata values are printable ASCII: anything else is escaped."""
+    return "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in text)
 
 
 def _reset(token: contextvars.Token[str]) -> None:

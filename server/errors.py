@@ -14,6 +14,9 @@ import grpc
 ERROR_CODE_KEY = "llm-error-code"
 # Seconds after which a refused request (overload) is worth retrying; REST Retry-After.
 RETRY_AFTER_KEY = "retry-after"
+# Ollama's own error text, when the error came from Ollama (the Ollama face shows it
+# as Ollama would).
+UPSTREAM_ERROR_KEY = "llm-upstream-error"
 
 # The standard gRPC -> HTTP table (as grpc-gateway and Google APIs use it).
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -47,9 +50,10 @@ class LlmError(Exception):
     code: ClassVar[str] = "internal"
     grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, upstream: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.upstream = upstream
 
     @property
     def http_status(self) -> int:

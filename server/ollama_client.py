@@ -91,9 +91,8 @@ class OllamaClient:
         model = str(payload.get("model", ""))
         data = await self._post_json(path, {**payload, "stream": False}, model, timeout)
         if "error" in data:
-            raise OllamaError(
-                f"Ollama failed to answer with model '{model}': {_shorten(data['error'])}"
-            )
+            text = _shorten(data["error"])
+            raise OllamaError(f"Ollama failed to answer with model '{model}': {text}", text)
         return data
 
     async def open_stream(self, path: str, payload: JsonObject, timeout: float) -> Response:
@@ -130,9 +129,9 @@ class OllamaClient:
             async for line in lines:
                 chunk = _parse_object(line, model)
                 if "error" in chunk:
+                    text = _shorten(chunk["error"])
                     raise OllamaError(
-                        f"Ollama failed mid-answer with model '{model}': "
-                        f"{_shorten(chunk['error'])}"
+                        f"Ollama failed mid-answer with model '{model}': {text}", text
                     )
                 if chunk.get("done"):
                     # Read to the end of the body first, so the connection goes back to
@@ -311,12 +310,12 @@ def _status_error(status: int, content: bytes, model: str) -> LlmError:
     """Ollama's error statuses, as domain errors (see ollama/ollama server/routes.go)."""
     text = _error_text(content)
     if status == 404:
-        return ModelNotFound(f"model '{model}' not found in Ollama ({text})")
+        return ModelNotFound(f"model '{model}' not found in Ollama ({text})", text)
     if status in (400, 501):  # 501: the model lacks the capability (embeddings)
-        return OllamaBadRequest(f"Ollama rejected the request for model '{model}': {text}")
+        return OllamaBadRequest(f"Ollama rejected the request for model '{model}': {text}", text)
     if status == 503:
-        return OllamaBusy(f"Ollama is busy (model '{model}'): {text}")
-    return OllamaError(f"Ollama answered {status} for model '{model}': {text}")
+        return OllamaBusy(f"Ollama is busy (model '{model}'): {text}", text)
+    return OllamaError(f"Ollama answered {status} for model '{model}': {text}", text)
 
 
 def elapsed_ms(start: float) -> float:

@@ -22,6 +22,8 @@ from server.errors import InvalidArgument, quoted
 MAX_MODEL_NAME = 256
 # Deepest nesting of a JSON value a caller sends (a format schema, a request body).
 MAX_JSON_DEPTH = 64
+# Longest keep_alive in seconds (about 68 years; a negative one keeps the model loaded).
+MAX_KEEP_ALIVE = 2**31 - 1
 # A Go duration, as Ollama parses keep_alive: "5m", "1h30m", "-1s", "300ms".
 _DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
 
@@ -158,6 +160,8 @@ def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
 def _whole_numbers(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53:
+        return float(value)  # protobuf's JSON gives every whole number as an int
     if isinstance(value, dict):
         return {k: _whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -173,6 +177,8 @@ def options(req_options: pb.ModelOptions) -> dict[str, Any]:
         extra = plain(req_options.extra)
         if json_depth(extra) > MAX_JSON_DEPTH:
             raise _too_deep("options.extra")
+        for key, value in extra.items():
+            _check_option(key, value)
         out.update(extra)
     for name in ("num_ctx", "top_k"):
         if req_options.HasField(name):
@@ -189,6 +195,72 @@ def options(req_options: pb.ModelOptions) -> dict[str, Any]:
     return out
 
 
+# Ollama's own options and their types (api/types.go Options and Runner): a wrong type
+# is a 500 from Ollama, so it is refused here. Other keys pass; Ollama ignores them.
+_OPTION_TYPES: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "num_keep",
+            "seed",
+            "num_predict",
+            "top_k",
+            "repeat_last_n",
+            "mirostat",
+            "num_ctx",
+            "num_batch",
+            "num_gpu",
+            "main_gpu",
+            "num_thread",
+        ),
+        "integer",
+    ),
+    **dict.fromkeys(
+        (
+            "top_p",
+            "min_p",
+            "typical_p",
+            "temperature",
+            "repeat_penalty",
+            "presence_penalty",
+            "frequency_penalty",
+            "mirostat_tau",
+            "mirostat_eta",
+            "tfs_z",
+        ),
+        "number",
+    ),
+    **dict.fromkeys(
+        (
+            "penalize_newline",
+            "numa",
+            "low_vram",
+            "f16_kv",
+            "logits_all",
+            "vocab_only",
+            "use_mmap",
+            "use_mlock",
+        ),
+        "boolean",
+    ),
+    "stop": "array of strings",
+}
+
+
+def _check_option(key: str, value: Any) -> None:
+    kind = _OPTION_TYPES.get(key)
+    if kind is None or value is None:
+        return
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = {
+        "integer": number and float(value).is_integer() and abs(value) < 2**63,
+        "number": number,
+        "boolean": isinstance(value, bool),
+        "array of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
+    }[kind]
+    if not ok:
+        raise InvalidArgument(f'option "{key}" must be of type {kind}, got {quoted(value)}')
+
+
 def keep_alive(raw: str) -> str | float | None:
     """Ollama's keep_alive: seconds (a number) or a Go duration ("5m", "1h30m")."""
     text = raw.strip()
@@ -202,8 +274,10 @@ def keep_alive(raw: str) -> str | float | None:
                 f'keep_alive must be seconds or a duration like "5m", got {quoted(text)}'
             ) from None
         return text
-    if not math.isfinite(seconds):
-        raise InvalidArgument("keep_alive must be a finite number of seconds")
+    if not math.isfinite(seconds) or abs(seconds) > MAX_KEEP_ALIVE:
+        raise InvalidArgument(
+            f"keep_alive must be seconds from -{MAX_KEEP_ALIVE} to {MAX_KEEP_ALIVE}, got {text}"
+        )
     return int(seconds) if seconds.is_integer() else seconds
 
 
@@ -220,7 +294,5 @@ def think(raw: str) -> bool | str | None:
     if not value:
         return None
     if value not in THINK_VALUES:
-        raise InvalidArgument(
-            f"think must be one of {', '.join(THINK_VALUES)}, got {quoted(raw)}"
-        )
+        raise InvalidArgument(f"think must be one of {', '.join(THINK_VALUES)}, got {quoted(raw)}")
     return THINK_VALUES[value]

@@ -75,6 +75,11 @@ _VALID_BODIES: dict[str, dict[str, object]] = {
         "messages": [{"role": "user", "content": "hi"}],
     },
     "/v1/embeddings": {"model": "bge-m3", "input": "hi"},
+    "/api/show": {"model": "llama3.2"},
+    "/api/chat": {"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]},
+    "/api/generate": {"model": "llama3.2", "prompt": "hi"},
+    "/api/embed": {"model": "bge-m3", "input": "hi"},
+    "/api/embeddings": {"model": "bge-m3", "prompt": "hi"},
 }
 
 
