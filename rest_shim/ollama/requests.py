@@ -161,7 +161,7 @@ def _sampling(target: pb.ChatRequest | pb.GenerateRequest, raw: Any) -> None:
             target.seed = _integer(key, value)
         elif key == "stop":
             if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-                raise BadRequest('option "stop" must be of an array of strings')
+                raise BadRequest('option "stop" must be of type array of strings')
             target.stop.extend(value)
         elif key in _TYPED_INTS:
             setattr(target.options, key, _integer(key, value))
