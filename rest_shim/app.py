@@ -23,7 +23,7 @@ from rest_shim.backend import Backend
 from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
 from rest_shim.fastjson import JSONResponse
 from rest_shim.middleware import HttpMetrics, RequestContext
-from rest_shim.ollama.routes import ollama_routes
+from rest_shim.ollama.routes import Endpoint, ollama_routes, running_text
 from rest_shim.openai_compat import openai_error, openai_routes
 from rest_shim.openapi import docs_page, openapi_document
 from server.config import Settings
@@ -73,15 +73,28 @@ async def docs_route(request: Request) -> Response:
     return docs_page(openapi_document())
 
 
+async def gin_error_handler(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods on the Ollama port, answered as Ollama's gin does."""
+    assert isinstance(exc, HTTPException)
+    text = {404: "404 page not found", 405: "405 method not allowed"}.get(exc.status_code)
+    if text is not None:
+        return PlainTextResponse(text, status_code=exc.status_code)
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+
 def create_app(
     settings: Settings,
     server_metrics: Metrics | None = None,
     local: InProcessStub | None = None,
+    *,
+    ollama_only: bool = False,
 ) -> Starlette:
     """The REST face. When the gRPC server runs in the same process: ``server_metrics``
     are its metrics, served on /metrics next to the REST face's own (distinct names, so
     nothing is counted twice), and ``local`` its in-process stub, called instead of a
-    channel to ``settings.grpc_target``."""
+    channel to ``settings.grpc_target``. With ``ollama_only``, Ollama's face alone, for
+    a port of its own (OLLAMA_API_PORT): ``GET /`` answers "Ollama is running" there,
+    so a client that knows only Ollama's URL changes host and port, nothing else."""
     http_metrics = HttpMetrics()
     if server_metrics is None:  # alone in its process: report the process too
         ProcessCollector(registry=http_metrics.registry)
@@ -108,27 +121,13 @@ def create_app(
             log.info("REST shim forwarding to gRPC %s", settings.grpc_target)
             yield
 
+    served = _ollama_port_routes() if ollama_only else _routes(metrics_route)
     app = Starlette(
-        routes=[
-            Route("/", routes.root, methods=["GET"]),
-            Route("/health", routes.health, methods=["GET"]),
-            Route("/livez", routes.livez, methods=["GET"]),
-            Route("/readyz", routes.readyz, methods=["GET"]),
-            Route("/models", routes.models, methods=["GET"]),
-            Route("/chat", routes.chat, methods=["POST"]),
-            Route("/chat/stream", routes.chat_stream, methods=["POST"]),
-            Route("/embeddings", routes.embeddings, methods=["POST"]),
-            Route("/stats", routes.stats, methods=["GET"]),
-            Route("/openapi.json", openapi_route, methods=["GET"]),
-            Route("/docs", docs_route, methods=["GET"]),
-            Route("/metrics", metrics_route, methods=["GET"]),
-            *openai_routes(),
-            *ollama_routes(),
-        ],
+        routes=served,
         exception_handlers={
             ShimError: shim_error_handler,
             grpc.aio.AioRpcError: rpc_error_handler,
-            HTTPException: http_error_handler,
+            HTTPException: gin_error_handler if ollama_only else http_error_handler,
             Exception: internal_error_handler,
         },
         middleware=_middleware(settings),
@@ -137,6 +136,29 @@ def create_app(
     routes_seen = [r for r in app.routes if isinstance(r, Route)]
     app.add_middleware(RequestContext, routes=routes_seen, metrics=http_metrics)
     return app
+
+
+def _ollama_port_routes() -> list[Route]:
+    return [Route("/", running_text, methods=["GET", "HEAD"]), *ollama_routes()]
+
+
+def _routes(metrics_route: Endpoint) -> list[Route]:
+    return [
+        Route("/", routes.root, methods=["GET"]),
+        Route("/health", routes.health, methods=["GET"]),
+        Route("/livez", routes.livez, methods=["GET"]),
+        Route("/readyz", routes.readyz, methods=["GET"]),
+        Route("/models", routes.models, methods=["GET"]),
+        Route("/chat", routes.chat, methods=["POST"]),
+        Route("/chat/stream", routes.chat_stream, methods=["POST"]),
+        Route("/embeddings", routes.embeddings, methods=["POST"]),
+        Route("/stats", routes.stats, methods=["GET"]),
+        Route("/openapi.json", openapi_route, methods=["GET"]),
+        Route("/docs", docs_route, methods=["GET"]),
+        Route("/metrics", metrics_route, methods=["GET"]),
+        *openai_routes(),
+        *ollama_routes(),
+    ]
 
 
 def _middleware(settings: Settings) -> list[Middleware]:

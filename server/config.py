@@ -65,6 +65,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     log_format: str = "text"
     metrics_port: int = 0
+    ollama_api_port: int = 0
 
     @property
     def ollama_urls(self) -> tuple[str, ...]:
@@ -120,6 +121,7 @@ class Settings:
             cors_origins=r.get("CORS_ORIGINS", d.cors_origins, _origins),
             log_format=r.get("LOG_FORMAT", d.log_format, _log_format),
             metrics_port=r.get("METRICS_PORT", d.metrics_port, _optional_port),
+            ollama_api_port=r.get("OLLAMA_API_PORT", d.ollama_api_port, _optional_port),
         )
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")

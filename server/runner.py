@@ -34,18 +34,20 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def rest_server(settings: Settings, server: LlmServer | None = None) -> uvicorn.Server:
-    """The REST face; with ``server``, beside it in this process, calling it directly."""
-    app = (
-        create_app(settings)
-        if server is None
-        else create_app(settings, server.metrics, server.local)
-    )
+def rest_server(
+    settings: Settings, server: LlmServer | None = None, *, ollama_only: bool = False
+) -> uvicorn.Server:
+    """The REST face; with ``server``, beside it in this process, calling it directly.
+    ``ollama_only``: Ollama's face alone, on OLLAMA_API_PORT."""
+    if server is None:
+        app = create_app(settings, ollama_only=ollama_only)
+    else:
+        app = create_app(settings, server.metrics, server.local, ollama_only=ollama_only)
     config = uvicorn_config(
         app,
         settings,
         host=settings.host,
-        port=settings.port,
+        port=settings.ollama_api_port if ollama_only else settings.port,
         log_level=settings.log_level.lower(),
         log_config=uvicorn_log_config(),
         timeout_graceful_shutdown=int(max(1, settings.shutdown_grace)),
@@ -95,32 +97,37 @@ async def run_grpc(settings: Settings, with_rest: bool) -> int:
         return 1
     if settings.metrics_port:
         start_http_server(settings.metrics_port, settings.host, registry=server.metrics.registry)
-    rest: uvicorn.Server | None = None
-    rest_task: asyncio.Task[int] | None = None
-    if with_rest:
-        rest = rest_server(settings, server)
-        rest_task = asyncio.create_task(_serve_rest(rest, stop))
+    faces = _http_faces(settings, server) if with_rest else []
+    tasks = [asyncio.create_task(_serve_rest(face, stop)) for face in faces]
     _freeze_startup_objects()
     await stop.wait()
     log.info("shutting down: draining for up to %g s", settings.shutdown_grace)
-    # Both faces stop taking new work at once (health goes NOT_SERVING) and give what
+    # Every face stops taking new work at once (health goes NOT_SERVING) and gives what
     # is in flight (streams included) the grace period, side by side.
     stopping = asyncio.ensure_future(server.stop(settings.shutdown_grace))
-    code = 0
-    if rest is not None and rest_task is not None:
-        rest.should_exit = True
-        code = await rest_task
+    for face in faces:
+        face.should_exit = True
+    codes = [await task for task in tasks]
     await stopping
     log.info("stopped")
-    return code
+    return max(codes, default=0)
+
+
+def _http_faces(settings: Settings, server: LlmServer | None) -> list[uvicorn.Server]:
+    """The REST port, and Ollama's own port when OLLAMA_API_PORT is set."""
+    faces = [rest_server(settings, server)]
+    if settings.ollama_api_port:
+        faces.append(rest_server(settings, server, ollama_only=True))
+    return faces
 
 
 async def run_rest(settings: Settings) -> int:
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    rest = rest_server(settings)
-    task = asyncio.create_task(_serve_rest(rest, stop))
+    faces = _http_faces(settings, None)
+    tasks = [asyncio.create_task(_serve_rest(face, stop)) for face in faces]
     _freeze_startup_objects()
     await stop.wait()
-    rest.should_exit = True
-    return await task
+    for face in faces:
+        face.should_exit = True
+    return max([await task for task in tasks], default=0)

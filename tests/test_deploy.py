@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 import httpx
+import ollama
 import pytest
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -1107,3 +1108,30 @@ def test_readme_names_paths_that_exist() -> None:
     assert paths
     for path in sorted(paths):
         assert (ROOT / path.rstrip("/")).exists(), f"README names {path}, which is not there"
+
+
+def test_ollama_api_port_serves_ollamas_face_alone(emulator: Emulator, tmp_path: Path) -> None:
+    """OLLAMA_API_PORT: a client that knows only Ollama's URL changes host and port."""
+    rest_port, grpc_port, ollama_port = free_port(), free_port(), free_port()
+    env = {
+        **_service_env(emulator, rest_port, grpc_port),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+        "OLLAMA_API_PORT": str(ollama_port),
+    }
+    log = tmp_path / "service.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(CMD, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_serving(proc, rest_port, START_DEADLINE, log)
+        base = f"http://127.0.0.1:{ollama_port}"
+        root = httpx.get(base + "/", timeout=10)
+        assert (root.status_code, root.text) == (200, "Ollama is running")
+        assert httpx.get(base + "/health", timeout=10).text == "404 page not found"
+        with ollama.Client(host=base) as client:
+            assert "llama3.2:latest" in [m.model for m in client.list().models]
+            assert client.generate(model="llama3.2", prompt="hi").response == "Echo: hi"
+        _stop_and_check(proc, signal.SIGTERM, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
