@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("latency", "throughput", "streams", "rate", "memory", "soak")
-TARGETS = ("direct", "grpc", "rest")
+TARGETS = ("direct", "grpc", "rest", "ollama")
 STREAM_SECONDS = 2.0
 
 
@@ -93,9 +93,7 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         help="seconds of clients leaving at random moments, then the counters (120)",
     )
-    p.add_argument(
-        "--soak-clients", type=int, default=32, help="concurrent soak clients (32)"
-    )
+    p.add_argument("--soak-clients", type=int, default=32, help="concurrent soak clients (32)")
     p.add_argument(
         "--rss-requests",
         type=int,

@@ -6,8 +6,8 @@ import math
 from typing import Any
 
 JsonDict = dict[str, Any]
-PATHS = ("direct", "grpc", "rest")
-HEADINGS = ("direct", "gRPC", "REST")
+PATHS = ("direct", "grpc", "rest", "ollama")
+HEADINGS = ("direct", "gRPC", "REST", "Ollama face")
 
 
 def finite(value: Any) -> Any:
@@ -44,7 +44,7 @@ class _Table:
         self.rows.append(("  " + label, *(values.get(p, "") for p in PATHS), note))
 
     def render(self) -> str:
-        widths = [38, 14, 16, 16]
+        widths = [38, 14, 16, 16, 16]
         head = "".ljust(widths[0]) + "".join(
             h.rjust(w) for h, w in zip(HEADINGS, widths[1:], strict=True)
         )
@@ -54,9 +54,9 @@ class _Table:
                 lines.append(r[0])
                 continue
             cells = r[0].ljust(widths[0]) + "".join(
-                c.rjust(w) for c, w in zip(r[1:4], widths[1:], strict=True)
+                c.rjust(w) for c, w in zip(r[1:5], widths[1:], strict=True)
             )
-            lines.append(cells + (f"   {r[4]}" if r[4] else ""))
+            lines.append(cells + (f"   {r[5]}" if r[5] else ""))
         return "\n".join(lines)
 
 
@@ -149,7 +149,7 @@ def table(results: JsonDict) -> str:
         t.row(
             "added p50 / p99 (ms)",
             {p: _pair(added[p]["p50_ms"], added[p]["p99_ms"]) for p in added},
-            "p50: gRPC < 0.5, REST < 1.0",
+            "p50: gRPC < 0.5, REST and Ollama < 1.0",
         )
         lean = lat.get("lean_http_client")
         if lean:
@@ -173,13 +173,13 @@ def table(results: JsonDict) -> str:
                 )
                 for p in tp["median_rps"]
             },
-            "REST >= 0.30, 0 errors",
+            "REST and Ollama >= 0.30, 0 errors",
         )
-        t.row("service cores used", {p: _cores(tp["rounds"], p) for p in ("grpc", "rest")})
+        t.row("service cores used", {p: _cores(tp["rounds"], p) for p in PATHS[1:]})
         rounds = tp["rounds"]
         t.row(
             "CPU ms per request: service",
-            {p: _cost(rounds, p, "cpu_ms_per_request", "service") for p in ("grpc", "rest")},
+            {p: _cost(rounds, p, "cpu_ms_per_request", "service") for p in PATHS[1:]},
         )
         emulator = next((k for k in rounds[0]["direct"]["cpu_cores"] if k.startswith("emul")), "")
         t.row(

@@ -32,7 +32,15 @@ from typing import Any
 
 from bench import measure, procs, profile, report, soak
 from bench.config import REPO, Config, parse
-from bench.targets import DirectTarget, GrpcTarget, LeanHttpTarget, RestTarget, Target, words
+from bench.targets import (
+    DirectTarget,
+    GrpcTarget,
+    LeanHttpTarget,
+    OllamaFaceTarget,
+    RestTarget,
+    Target,
+    words,
+)
 
 JsonDict = dict[str, Any]
 # Pause between two measurements, so that closing one load's connections and streams
@@ -429,17 +437,22 @@ def _targets(results: JsonDict) -> list[JsonDict]:
         checks.append({"target": name, "value": value, "limit": limit, "met": met})
 
     lat = results.get("latency")
+    http_faces = (("REST", "rest"), ("Ollama face", "ollama"))
     if lat:
         check("gRPC added p50 latency (ms) < 0.5", lat["added"]["grpc"]["p50_ms"], 0.5, False)
-        check("REST added p50 latency (ms) < 1.0", lat["added"]["rest"]["p50_ms"], 1.0, False)
+        for label, path in http_faces:
+            added = lat["added"].get(path, {}).get("p50_ms")
+            check(f"{label} added p50 latency (ms) < 1.0", added, 1.0, False)
     tp = results.get("throughput")
     if tp:
-        ratio = tp["ratio_to_direct"]["rest"]
-        check("REST throughput / direct >= 0.30", ratio, 0.30, True)
-        check("REST throughput errors == 0", tp["errors"]["rest"], 1, False)
+        for label, path in http_faces:
+            check(
+                f"{label} throughput / direct >= 0.30", tp["ratio_to_direct"].get(path), 0.30, True
+            )
+            check(f"{label} throughput errors == 0", tp["errors"].get(path), 1, False)
     st = results.get("streams")
     if st:
-        for path in ("grpc", "rest"):
+        for path in ("grpc", "rest", "ollama"):
             added = st["added"][path]["p99_ms"]
             check(f"{path} added per-token delay p99 (ms) < 5", added, 5.0, False)
     sk = results.get("soak")
@@ -464,6 +477,7 @@ async def _measure(cfg: Config, fast: Stack, paced: Stack | None) -> JsonDict:
             DirectTarget(fast.emulator.url, conns, short, rate_text),
             GrpcTarget(fast.service.grpc_target, cfg.grpc_channels, short, rate_text),
             RestTarget(fast.service.rest_url, conns, short, rate_text),
+            OllamaFaceTarget(fast.service.rest_url, conns, short, rate_text),
         ]
     )
     if paced is not None:
@@ -472,6 +486,7 @@ async def _measure(cfg: Config, fast: Stack, paced: Stack | None) -> JsonDict:
             DirectTarget(paced.emulator.url, cfg.streams, short, text),
             GrpcTarget(paced.service.grpc_target, cfg.grpc_channels, short, text),
             RestTarget(paced.service.rest_url, cfg.streams, short, text),
+            OllamaFaceTarget(paced.service.rest_url, cfg.streams, short, text),
         ]
     service_procs = {p.name: p for p in fast.service.procs}
     step, last = cfg.rss_marks

@@ -1,4 +1,5 @@
-"""The three ways to send the same chat: straight to Ollama, over gRPC, over REST.
+"""The ways to send the same chat: straight to Ollama, over gRPC, over REST, and
+through the service's Ollama face.
 
 Each target has one long-lived client, built the same way for every path: httpx
 (direct and REST) with as many pooled connections as the load has workers, or
@@ -161,6 +162,13 @@ class DirectTarget(_HttpTarget):
             )
 
         super().__init__(base_url, connections, body(message, False), body(stream_message, True))
+
+
+class OllamaFaceTarget(DirectTarget):
+    """The service's Ollama face: the very requests ``DirectTarget`` sends to Ollama,
+    sent to the service's /api/chat instead (what an Ollama client does)."""
+
+    name = "ollama"
 
 
 class RestTarget(_HttpTarget):
