@@ -8,7 +8,7 @@ so 64-bit integers stay numbers and timestamps become ISO 8601 strings.
 
 from __future__ import annotations
 
-import json
+import base64
 from datetime import UTC
 from typing import Any
 
@@ -18,6 +18,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from generated.llm.v1 import llm_service_pb2 as pb
+from server.validation import whole_numbers
 
 JsonDict = dict[str, Any]
 
@@ -48,11 +49,18 @@ def to_plain(msg: Message) -> JsonDict:
     return out
 
 
+_DATA = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+
+
 def _plain_value(field: Any, value: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
         if isinstance(value, Timestamp):
             return iso(value)
+        if field.message_type.full_name in _DATA:  # JSON data carried as data
+            return whole_numbers(json_format.MessageToDict(value))
         return to_plain(value)
+    if field.type == FieldDescriptor.TYPE_BYTES:  # as protobuf's JSON mapping: base64
+        return base64.b64encode(value).decode("ascii")
     if field.type == FieldDescriptor.TYPE_ENUM:
         return field.enum_type.values_by_number[value].name
     return value
@@ -60,16 +68,18 @@ def _plain_value(field: Any, value: Any) -> Any:
 
 def _normalise_chat(body: JsonDict) -> JsonDict:
     """REST conveniences the proto spells differently: ``think`` may be a boolean and
-    ``format`` a JSON-schema object; ``history`` must hold {role, content} objects."""
+    ``format`` a JSON-schema object (carried as data, in ``output_format``); ``history``
+    must hold {role, content} objects. ``message`` is required unless the whole
+    conversation comes in ``messages``."""
     data = dict(body)
-    if "message" not in data or data["message"] is None:
+    if data.get("message") is None and not data.get("messages"):
         raise BodyShapeError("message: field required")
     think = data.get("think")
     if isinstance(think, bool):
         data["think"] = "true" if think else "false"
     fmt = data.get("format")
     if isinstance(fmt, dict):
-        data["format"] = json.dumps(fmt)
+        data["output_format"] = data.pop("format")
     history = data.get("history")
     if history is not None:
         if not isinstance(history, list):
@@ -108,12 +118,17 @@ def embed_request(body: JsonDict) -> pb.EmbedRequest:
 def stream_event(event: pb.ChatStreamResponse) -> JsonDict:
     """One SSE event: a delta carries only what changes; the final event everything."""
     if not event.done:
-        return {
+        delta: JsonDict = {
             "content": event.content,
             "thinking": event.thinking,
             "done": False,
             "model": event.model,
         }
+        if event.tool_calls:
+            delta["tool_calls"] = [to_plain(c) for c in event.tool_calls]
+        if event.logprobs:
+            delta["logprobs"] = [to_plain(p) for p in event.logprobs]
+        return delta
     return to_plain(event)
 
 

@@ -31,12 +31,9 @@ from rest_shim.backend import Backend, backend, metadata
 from rest_shim.errors import ShimError, rpc_error_parts
 from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
-from rest_shim.openai_chat import (
-    ChatCompletionRequest,
-    ChunkFactory,
-    chat_completion,
-    chat_completion_request,
-)
+from rest_shim.openai_answers import ChunkFactory, chat_completion
+from rest_shim.openai_chat import ChatCompletionRequest, chat_completion_request
+from rest_shim.openai_images import fetch_images
 from rest_shim.openai_mapping import (
     RequestError,
     embedding_list,
@@ -58,6 +55,12 @@ DONE = b"data: [DONE]\n\n"
 # The field a server INVALID_ARGUMENT message starts with -> the OpenAI parameter.
 _SERVER_FIELDS = {
     "model": "model",
+    "messages": "messages",
+    "tools": "tools",
+    "tool_choice": "tool_choice",
+    "output_format": "response_format",
+    "top_logprobs": "top_logprobs",
+    "options": "messages",
     "message": "messages",
     "history": "messages",
     "temperature": "temperature",
@@ -145,6 +148,7 @@ async def _read_body(request: Request, b: Backend) -> dict[str, Any]:
 async def chat_completions(request: Request) -> Response:
     b = backend(request)
     parsed = chat_completion_request(await _read_body(request, b))
+    await fetch_images(parsed, b.settings.image_url_hosts)
     if parsed.stream:
         return await _stream(request, b, parsed)
     call = b.stub.Chat(parsed.rpc, timeout=b.deadline, metadata=metadata(request))

@@ -93,6 +93,7 @@ def _chat_request() -> Schema:
     schema = message_schema(pb.ChatRequest.DESCRIPTOR)
     props = schema["properties"]
     props["message"].update({"minLength": 1, "description": "The new user message."})
+    props["messages"].update({"minItems": 1})
     props["max_tokens"].update({"minimum": 1})
     props["temperature"].update({"minimum": 0, "maximum": 2})
     props["top_p"].update({"minimum": 0, "exclusiveMinimum": True, "maximum": 1})
@@ -109,7 +110,8 @@ def _chat_request() -> Schema:
         ],
     }
     props["stream"] = {"type": "boolean", "description": "answer as Server-Sent Events"}
-    schema["required"] = ["message"]
+    # the new user message, or the whole conversation
+    schema["anyOf"] = [{"required": ["message"]}, {"required": ["messages"]}]
     return schema
 
 

@@ -66,6 +66,7 @@ class Settings:
     log_format: str = "text"
     metrics_port: int = 0
     ollama_api_port: int = 0
+    image_url_hosts: tuple[str, ...] = ()
 
     @property
     def ollama_urls(self) -> tuple[str, ...]:
@@ -122,6 +123,7 @@ class Settings:
             log_format=r.get("LOG_FORMAT", d.log_format, _log_format),
             metrics_port=r.get("METRICS_PORT", d.metrics_port, _optional_port),
             ollama_api_port=r.get("OLLAMA_API_PORT", d.ollama_api_port, _optional_port),
+            image_url_hosts=r.get("LLM_IMAGE_URL_HOSTS", d.image_url_hosts, _hosts),
         )
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
@@ -337,6 +339,14 @@ def _key_line(line: str) -> str | None:
         return None
     comment = re.search(r"\s#", text)
     return text[: comment.start()].strip() if comment else text
+
+
+def _hosts(raw: str) -> tuple[str, ...]:
+    hosts = tuple(h.lower() for h in _name_list(raw))
+    for host in hosts:
+        if "/" in host or (":" in host.strip("[]") and not host.startswith("[")):
+            raise ValueError(f"expected host names like images.example.com, got {host!r}")
+    return hosts
 
 
 def _name_list(raw: str) -> tuple[str, ...]:

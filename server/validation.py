@@ -153,19 +153,19 @@ def value_format(value: struct_pb2.Value, what: str) -> str | dict[str, Any]:
 def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as plain JSON data; whole numbers stay integers (a Struct holds every
     number as a double), as a caller wrote them."""
-    data: dict[str, Any] = _whole_numbers(json_format.MessageToDict(struct))
+    data: dict[str, Any] = whole_numbers(json_format.MessageToDict(struct))
     return data
 
 
-def _whole_numbers(value: Any) -> Any:
+def whole_numbers(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**53:
         return float(value)  # protobuf's JSON gives every whole number as an int
     if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
+        return {k: whole_numbers(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
+        return [whole_numbers(v) for v in value]
     return value
 
 

@@ -84,7 +84,11 @@ def test_first_commit_skips_with_a_reason(repo: tuple[Path, dict[str, str]]) -> 
 
 def test_additive_change_passes_a_breaking_one_fails(repo: tuple[Path, dict[str, str]]) -> None:
     path, env = repo
-    _edit(path, "  string think = 11;\n}", "  string think = 11;\n  string user = 12;\n}")
+    _edit(
+        path,
+        "\nmessage ChatResponse {",
+        "\nmessage Added {\n  string user = 1;\n}\n\nmessage ChatResponse {",
+    )
     _git(path, env, "commit", "-qam", "add a field")
     added = _check(path, env)
     assert added.returncode == 0, added.stdout + added.stderr
@@ -105,7 +109,11 @@ def test_shallow_clone_skips_and_a_named_missing_ref_fails(
     repo: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     path, env = repo
-    _edit(path, "  string think = 11;\n}", "  string think = 11;\n  string user = 12;\n}")
+    _edit(
+        path,
+        "\nmessage ChatResponse {",
+        "\nmessage Added {\n  string user = 1;\n}\n\nmessage ChatResponse {",
+    )
     _git(path, env, "commit", "-qam", "add a field")
     shallow = tmp_path / "shallow"
     _git(tmp_path, env, "clone", "-q", "--depth", "1", f"file://{path}", str(shallow))

@@ -386,7 +386,11 @@ CHAT_SHAPES: list[tuple[dict[str, Any], str]] = [
     (_chat(messages=[{"role": "user"}]), "messages[0].content"),
     (_parts({"type": "text", "text": 5}), "messages[0].content[0].text"),
     (_parts(5), "messages[0].content[0]"),
-    (_parts({"type": "image_url", "image_url": {"url": "x"}}), "messages[0].content[0].type"),
+    (
+        _parts({"type": "image_url", "image_url": {"url": "x"}}),
+        "messages[0].content[0].image_url.url",
+    ),
+    (_parts({"type": "input_audio", "input_audio": {}}), "messages[0].content[0].type"),
     (
         _chat(messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]),
         "messages[1].role",
@@ -400,7 +404,9 @@ CHAT_SHAPES: list[tuple[dict[str, Any], str]] = [
     (_chat(stream=True, stream_options={"include_usage": "yes"}), "stream_options"),
     (_chat(stream=True, stream_options=True), "stream_options"),
     (_chat(n=2), "n"),
-    (_chat(tools=[{"type": "function"}]), "tools"),
+    (_chat(tools=[{"type": "function"}]), "tools[0]"),
+    (_chat(tools="search"), "tools"),
+    (_chat(tool_choice=5), "tool_choice"),
     (_chat(reasoning_effort="extreme"), "reasoning_effort"),
     (_chat(response_format={"type": "xml"}), "response_format.type"),
     (

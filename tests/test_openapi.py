@@ -38,7 +38,7 @@ async def test_document_is_valid_and_matches_the_routes(rest: httpx.AsyncClient)
     chat = document["paths"]["/chat"]["post"]
     schema = chat["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body = document["components"]["schemas"][schema.rsplit("/", 1)[-1]]
-    assert body["required"] == ["message"]
+    assert body["anyOf"] == [{"required": ["message"]}, {"required": ["messages"]}]
     # Built from the proto: every ChatRequest field is there.
     for field in (
         "message",
@@ -52,6 +52,12 @@ async def test_document_is_valid_and_matches_the_routes(rest: httpx.AsyncClient)
         "seed",
         "format",
         "think",
+        "messages",
+        "images",
+        "tools",
+        "tool_choice",
+        "options",
+        "keep_alive",
     ):
         assert field in body["properties"]
 
