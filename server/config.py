@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 T = TypeVar("T")
 
@@ -72,6 +72,11 @@ class Settings:
     def ollama_urls(self) -> tuple[str, ...]:
         """OLLAMA_BASE_URL may list several hosts, comma-separated."""
         return tuple(u.strip() for u in self.ollama_base_url.split(",") if u.strip())
+
+    @property
+    def ollama_display_url(self) -> str:
+        """OLLAMA_BASE_URL as it may be shown: without user or password."""
+        return ",".join(without_credentials(u) for u in self.ollama_urls)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -133,7 +138,20 @@ class Settings:
         """The settings as plain data, for logs; API keys are never shown."""
         data = asdict(self)
         data["api_keys"] = f"{len(self.api_keys)} configured"
+        data["ollama_base_url"] = self.ollama_display_url
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without the user and password it may carry (shown, logged, labelled)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def settings_or_exit(env: Mapping[str, str]) -> Settings:

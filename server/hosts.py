@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
+from server.config import without_credentials
 from server.errors import LlmError, OllamaBusy, OllamaConnectFailed, OllamaUnavailable
 from server.ollama_client import JsonObject, OllamaClient
 
@@ -46,9 +47,11 @@ class OllamaPool:
         cooldown: float,
         max_line_bytes: int = 16 * 1024 * 1024,
     ) -> None:
+        # A host is shown (Health, Stats, errors, logs, metrics) without the user and
+        # password its URL may carry; its client still sends them.
         self.hosts = [
             Host(
-                u,
+                without_credentials(u),
                 OllamaClient(
                     u,
                     timeout=timeout,

@@ -9,7 +9,6 @@ so both show the same picture. Labels are bounded: model names Ollama does not l
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import (
     CollectorRegistry,
@@ -21,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from server.config import without_credentials
 from server.stats import Outcome, RequestRecord
 
 OTHER = "other"
@@ -61,7 +61,7 @@ class _Live(Collector):
             "llm_ollama_host_in_flight", "Requests in flight per Ollama host.", labels=["host"]
         )
         for url, is_up, in_flight in self._hosts():
-            host = _without_credentials(url)
+            host = without_credentials(url)
             up.add_metric([host], 1.0 if is_up else 0.0)
             busy.add_metric([host], float(in_flight))
         yield up
@@ -71,15 +71,6 @@ class _Live(Collector):
             "Requests moved to another Ollama host before anything was generated.",
             value=self._retries(),
         )
-
-
-def _without_credentials(url: str) -> str:
-    """A host label never carries a user or password from the URL."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Metrics:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
 
+from server.config import without_credentials
 from server.errors import (
     LlmError,
     ModelNotFound,
@@ -51,14 +53,21 @@ class OllamaClient:
         connect_timeout: float,
         max_line_bytes: int = 16 * 1024 * 1024,
     ) -> None:
-        self.base_url = base_url
+        # Shown in errors without the user and password; the requests still carry them.
+        self.base_url = without_credentials(base_url)
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_line = max_line_bytes
         self._pool = HttpPool(base_url)
         # Idle connections are dropped before a server's usual 5 s keep-alive ends.
+        parts = urlsplit(base_url)
+        auth = None
+        if parts.username is not None or parts.password is not None:
+            auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        # The URL without credentials (httpx logs its requests' URLs); they go as auth.
         self._http = httpx.AsyncClient(
-            base_url=base_url,
+            base_url=self.base_url,
+            auth=auth,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=4.0),
             trust_env=False,

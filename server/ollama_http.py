@@ -24,12 +24,13 @@ retried once on a new connection (the server saw nothing, so nothing runs twice)
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
 import httpx
@@ -234,7 +235,16 @@ class HttpPool:
         self._ssl = ssl.create_default_context() if secure else None
         self._prefix = parts.path.rstrip("/")
         authority = parts.netloc.rpartition("@")[2]
-        self._head = f"Host: {authority}\r\nContent-Type: application/json\r\nContent-Length: "
+        auth = ""
+        if parts.username is not None or parts.password is not None:
+            # Credentials in the URL (an authenticating proxy in front of Ollama) go on
+            # every request as HTTP Basic, as httpx sends them for the catalogue calls.
+            user, password = unquote(parts.username or ""), unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            auth = f"Authorization: Basic {token}\r\n"
+        self._head = (
+            f"Host: {authority}\r\n{auth}Content-Type: application/json\r\nContent-Length: "
+        )
         self._keepalive = keepalive
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()

@@ -40,7 +40,7 @@ Final = Callable[[JsonObject, Call], Message]
 
 def configuration(settings: Settings) -> pb.Configuration:
     return pb.Configuration(
-        ollama_base_url=settings.ollama_base_url,
+        ollama_base_url=settings.ollama_display_url,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
         top_p=settings.top_p,
@@ -245,7 +245,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
             missing = health.missing(self._settings.key_models)
             ollama = pb.OllamaStatus(
                 status="healthy" if health.reachable else "unhealthy",
-                ollama_url=self._settings.ollama_base_url,
+                ollama_url=self._settings.ollama_display_url,
                 version=health.version,
                 available_models=health.models,
                 bge_m3_available=has_model(health.models, "bge-m3"),
