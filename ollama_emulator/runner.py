@@ -55,6 +55,7 @@ class _Server(uvicorn.Server):
             should_exit = await self.on_tick(counter)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await _stop_accepting(self)
         for server in self.servers:
             server.close()
         for sock in sockets or []:
@@ -110,8 +111,25 @@ def close_client_connection(server: uvicorn.Server, client: tuple[str, int]) -> 
     return False
 
 
-def _sever(server: uvicorn.Server) -> None:
+async def _stop_accepting(server: uvicorn.Server) -> None:
+    """Accepts no more connections, then lets those already accepted get their transport.
+
+    asyncio accepts in the listening socket's read callback and sets each connection up
+    in a task of its own, whose first step, already queued, makes the transport. Were the
+    listener closed before that step, the transport would fail to attach to the closed
+    server, and asyncio would drop the error and the connection with it: left open, never
+    read, unknown to uvicorn, until garbage collection (CPython gh-109564).
+    """
+    loop = asyncio.get_running_loop()
+    for listener in getattr(server, "servers", []):
+        for sock in listener.sockets:
+            loop.remove_reader(sock.fileno())
+    await asyncio.sleep(0)  # after the set-up steps queued so far
+
+
+async def _sever(server: uvicorn.Server) -> None:
     """Stops listening and closes every connection, as a dying process would."""
+    await _stop_accepting(server)
     for listener in getattr(server, "servers", []):
         listener.close()
     for connection in list(server.server_state.connections):
@@ -207,10 +225,11 @@ class ThreadedServer:
             return
         if abort:
             done = threading.Event()
+            severing: list[asyncio.Task[None]] = []  # the loop keeps only weak references
 
             def sever() -> None:
-                _sever(server)
-                done.set()
+                severing.append(asyncio.ensure_future(_sever(server)))
+                severing[0].add_done_callback(lambda _: done.set())
 
             if server.call_soon(sever):
                 done.wait(self.graceful_timeout)

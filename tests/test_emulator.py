@@ -8,8 +8,10 @@ emulator's counters or on the wire.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -31,6 +33,7 @@ from ollama_emulator.content import (
     tokenize,
 )
 from ollama_emulator.wire import BUSY_MESSAGE, NO_EMBEDDINGS_MESSAGE
+from tests.accept_race import hold_stop_at_accept
 
 CHAT = "llama3.2"
 THINKER = "gpt-oss:20b"
@@ -474,6 +477,26 @@ def test_threaded_server_runs_any_asgi_app() -> None:
         httpx.get(f"http://127.0.0.1:{port}/")
     with ThreadedServer(Starlette(routes=[Route("/", hello)]), port=port) as again:
         assert httpx.get(again.url).text == "hello"
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-accept", "before-accept"])
+def test_stop_cuts_a_connection_accepted_as_it_stops(after: bool) -> None:
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    with ThreadedServer(Starlette(routes=[Route("/", hello)])) as server:
+        held = hold_stop_at_accept(server, after=after)
+        with socket.create_connection((server.host, server.port), timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: emulator\r\n\r\n")
+            assert held.wait(10)
+            server.stop(abort=True)
+            # Cut, or answered (accepted before the stop) and closed; never left open.
+            client.settimeout(5)
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := client.recv(1024):
+                    received += chunk
+    assert received == b"" or received.endswith(b"\r\n\r\nhello")
 
 
 async def test_answer_tokens_streams_a_long_answer(

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, refused_url
+from tests.accept_race import hold_stop_at_accept
 from tests.conftest import Stack, StackFactory, ollama_tags
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -103,6 +104,26 @@ async def test_watch_sees_ollama_go_away(make_stack: StackFactory, emulator: Emu
     assert first.status == SERVING
     emulator.stop()
     # Watch is pushed by the server's own periodic re-check (at least every second).
+    second = await asyncio.wait_for(watch.read(), timeout=10)
+    assert second.status == NOT_SERVING
+    watch.cancel()
+
+
+async def test_watch_sees_ollama_go_away_while_a_check_connects(
+    make_stack: StackFactory, emulator: Emulator
+) -> None:
+    # What made the test above fail now and then: the emulator stops just after accepting
+    # the health check's connection, before setting it up. OLLAMA_TIMEOUT is longer than
+    # the wait below, as a generation may well need.
+    assert emulator._server is not None
+    held = hold_stop_at_accept(emulator._server, after=True)
+    stack = await make_stack(cache_duration=0.0, timeout=30.0)  # its first check connects
+    health = health_pb2_grpc.HealthStub(stack.channel)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+    first = await watch.read()
+    assert first.status == SERVING
+    assert await asyncio.to_thread(held.wait, 10)
+    emulator.stop()
     second = await asyncio.wait_for(watch.read(), timeout=10)
     assert second.status == NOT_SERVING
     watch.cancel()
