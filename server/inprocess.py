@@ -135,6 +135,10 @@ class _Context:
     def set_trailing_metadata(self, trailing_metadata: MetadataPairs) -> None:
         """Trailers of a successful call: no REST route reads them."""
 
+    def done(self) -> bool:
+        """Whether the call has ended (an in-process write never fails for that)."""
+        return False
+
     async def write(self, message: Any) -> None:
         assert self._channel is not None, "write() on a unary call"
         await self._channel.put(message)

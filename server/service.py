@@ -171,7 +171,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
             ):
                 async for chunk in chunks:
                     if chunk.get("done"):
-                        await context.write(final(chunk, call))
+                        await _write(context, final(chunk, call))
                         return
                     message = event(chunk, call)
                     if message is None:
@@ -179,7 +179,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
                     if call.time_to_first_token_ms is None:
                         call.time_to_first_token_ms = call.elapsed_ms()
                         limit.reschedule(overall_end)
-                    await context.write(message)
+                    await _write(context, message)
         except TimeoutError:
             if call.time_to_first_token_ms is None and first_wait < call.timeout:
                 raise OllamaTimeout(
@@ -294,3 +294,16 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 )
             )
         return hosts
+
+
+async def _write(context: Context, message: Message) -> None:
+    """``context.write``, where a caller gone mid-write is a cancellation: grpc.aio may
+    fail the write of an RPC the caller just ended (ExecuteBatchError) before it cancels
+    the handler; that is the caller leaving, not a failure of the service."""
+    try:
+        await context.write(message)
+    except Exception as exc:
+        if context.done():
+            raise asyncio.CancelledError("the caller ended the call during a write") from exc
+        raise
+

@@ -174,3 +174,21 @@ async def test_unknown_health_service_is_not_found(stack: Stack) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await health.Check(health_pb2.HealthCheckRequest(service="nope.Service"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_host_that_never_answers_is_down_within_the_probe_timeout(
+    make_stack: StackFactory, emulator: Emulator
+) -> None:
+    stack = await make_stack(cache_duration=0.0, timeout=30.0, probe_timeout=0.5)
+    health = health_pb2_grpc.HealthStub(stack.channel)
+    await health.Check(health_pb2.HealthCheckRequest())  # the first check is in
+    watch = health.Watch(health_pb2.HealthCheckRequest(service="llm.v1.LlmService"))
+    assert (await watch.read()).status == SERVING
+    emulator.faults.hang = True
+    # The next check gives up on the silent host after the probe timeout, not after
+    # OLLAMA_TIMEOUT (30 s here), and Watch hears it at once.
+    update = await asyncio.wait_for(watch.read(), timeout=10)
+    assert update.status == NOT_SERVING
+    last = stack.server.monitor.last
+    assert last is not None and "did not answer the health check within 0.5 s" in last.error
+    watch.cancel()
