@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.backend import Backend, backend, metadata
-from rest_shim.errors import ShimError, rpc_error_parts
+from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts
 from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.openai_answers import ChunkFactory, chat_completion
@@ -95,8 +95,13 @@ def error_object(status: int, message: str, code: str, param: str | None = None)
     return {"error": {"message": message, "type": error_type(status), "code": code, "param": param}}
 
 
-def openai_error(status: int, message: str, code: str, param: str | None = None) -> JSONResponse:
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
+def openai_error(
+    status: int,
+    message: str,
+    code: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(error_object(status, message, code, param), status, headers)
 
 
@@ -112,8 +117,11 @@ def _rpc_param(code: str, detail: str, max_tokens_param: str) -> str | None:
 
 
 def rpc_error(exc: grpc.aio.AioRpcError, max_tokens_param: str = "max_tokens") -> JSONResponse:
+    """A failed RPC in OpenAI's shape, with the headers every face sends for it (the
+    server's Retry-After hint on 429/503, the WWW-Authenticate challenge on 401)."""
     status, code, detail = rpc_error_parts(exc)
-    return openai_error(status, detail, code, _rpc_param(code, detail, max_tokens_param))
+    param = _rpc_param(code, detail, max_tokens_param)
+    return openai_error(status, detail, code, param, rpc_error_headers(exc, status))
 
 
 def _cancelled() -> JSONResponse:

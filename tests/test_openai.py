@@ -31,7 +31,7 @@ from ollama_emulator.content import (
     thinking_text,
     tokenize,
 )
-from tests.conftest import Stack, embedding_dim, ollama_tags
+from tests.conftest import RestStarter, Stack, StackFactory, embedding_dim, ollama_tags
 
 CANCEL_REACHES_OLLAMA_WITHIN = 1.0  # seconds, the promise made to callers
 TEXTS = ["first text", "второй текст", "third, a little longer text"]
@@ -534,3 +534,27 @@ async def test_unknown_v1_path_answers_in_openai_shape(rest: httpx.AsyncClient) 
     assert wrong.status_code == 405
     assert wrong.json()["error"]["message"]
     assert "POST" in wrong.headers["allow"]
+
+
+async def test_errors_carry_the_servers_backoff_and_challenge(
+    make_stack: StackFactory, serve_rest: RestStarter, emulator: Emulator
+) -> None:
+    stack = await make_stack(max_concurrent=1, max_queue=0, queue_timeout=30.0)
+    base = await serve_rest(stack)
+    emulator.faults.token_delay = 0.2
+    body = {"model": "llama3.2", "messages": [{"role": "user", "content": "a b c d e f"}]}
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http, http.stream(
+        "POST", "/v1/chat/completions", json={**body, "stream": True}
+    ) as held:
+        lines = held.aiter_lines()  # kept: a dropped iterator closes the response
+        await anext(lines)
+        refused = await http.post("/v1/chat/completions", json=body)
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "15"  # the server's hint, as on /chat
+    keyed = await make_stack(api_keys=("k",))
+    keyed_base = await serve_rest(keyed)
+    async with httpx.AsyncClient(base_url=keyed_base, timeout=30) as http:
+        denied = await http.post("/v1/chat/completions", json=body)
+    assert denied.status_code == 401
+    assert denied.headers["www-authenticate"] == "Bearer"
+    assert denied.json()["error"]["type"] == "authentication_error"
