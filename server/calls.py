@@ -49,6 +49,8 @@ class Call:
     tokens_per_second: float | None = None
     # Whether the model is known to exist: unknown names are folded in the stats.
     model_known: bool = True
+    # Whether the model reasons on a budget of its own (LLM_REASONING_BUDGET).
+    reasoning: bool = False
     request_id: str = "-"
 
     def elapsed_ms(self) -> float:

@@ -67,6 +67,7 @@ class Settings:
     metrics_port: int = 0
     ollama_api_port: int = 0
     image_url_hosts: tuple[str, ...] = ()
+    reasoning_budget: int = 2048
 
     @property
     def ollama_urls(self) -> tuple[str, ...]:
@@ -129,6 +130,7 @@ class Settings:
             metrics_port=r.get("METRICS_PORT", d.metrics_port, _optional_port),
             ollama_api_port=r.get("OLLAMA_API_PORT", d.ollama_api_port, _optional_port),
             image_url_hosts=r.get("LLM_IMAGE_URL_HOSTS", d.image_url_hosts, _hosts),
+            reasoning_budget=r.get("LLM_REASONING_BUDGET", d.reasoning_budget, _non_negative_int),
         )
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")

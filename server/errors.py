@@ -125,6 +125,14 @@ class OllamaError(LlmError):
     grpc_code = grpc.StatusCode.INTERNAL
 
 
+class ReasoningExhausted(LlmError):
+    """A reasoning model spent every token it was allowed on reasoning and wrote no
+    answer; the caller can raise max_tokens or LLM_REASONING_BUDGET, or lower think."""
+
+    code = "reasoning_exhausted"
+    grpc_code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class StreamInterrupted(LlmError):
     """Ollama's answer stopped before its final chunk (connection cut)."""
 

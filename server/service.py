@@ -22,7 +22,7 @@ from server import replies
 from server.calls import Call, CallTracker, Context
 from server.catalog import Catalog
 from server.config import Settings
-from server.errors import OllamaError, OllamaTimeout
+from server.errors import LlmError, OllamaError, OllamaTimeout, ReasoningExhausted
 from server.health import OllamaHealthServicer, has_model
 from server.hosts import OllamaPool
 from server.limiter import GenerationLimiter
@@ -92,6 +92,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
             payload = await self._chat(request, call)
             data = await self._answer(call, lambda c: c.chat(payload, call.remaining()))
             reply = replies.chat_reply(data, call)
+            if not (reply.response or reply.tool_calls):
+                self._check_answered(call, reply.done_reason, payload)
             log.debug("CHAT response=%r", reply.response)
         return reply
 
@@ -109,6 +111,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
             payload = await self._generate(request, call)
             data = await self._answer(call, lambda c: c.generate(payload, call.remaining()))
             reply = replies.generate_reply(data, call)
+            if not reply.response:
+                self._check_answered(call, reply.done_reason, payload)
         return reply
 
     async def GenerateStream(self, request: pb.GenerateStreamRequest, context: Context) -> None:
@@ -131,7 +135,37 @@ class LlmService(pb_grpc.LlmServiceServicer):
         log.debug("CHAT messages=%r", payload["messages"])
         if any(m.get("images") for m in payload["messages"]):
             await self.catalog.require(call.model, "vision", "images")
+        await self._reasoning_budget(request, payload, call)
         return payload
+
+    async def _reasoning_budget(
+        self, request: pb.ChatRequest | pb.GenerateRequest, payload: JsonObject, call: Call
+    ) -> None:
+        """max_tokens bounds the answer: a model that reasons (Ollama's ``thinking``
+        capability) gets LLM_REASONING_BUDGET more tokens, since Ollama's num_predict
+        counts reasoning and answer together. Not when the caller counts them together
+        itself (Ollama's own API)."""
+        budget = self._settings.reasoning_budget
+        if not budget or request.max_tokens_include_reasoning:
+            return
+        try:
+            shown = await self.catalog.show(call.model)
+        except LlmError:
+            return  # the request itself will say what is wrong with the model
+        if "thinking" in (shown.get("capabilities") or []):
+            payload["options"]["num_predict"] += budget
+            call.reasoning = True
+
+    def _check_answered(self, call: Call, done_reason: str, payload: JsonObject) -> None:
+        """A reasoning model that hit the token limit without a word of answer fails
+        explicitly, never as an empty success."""
+        if call.reasoning and done_reason == "length":
+            limit = payload["options"]["num_predict"]
+            raise ReasoningExhausted(
+                f"model '{call.model}' spent all {limit} tokens it was allowed reasoning "
+                f"(max_tokens and LLM_REASONING_BUDGET {self._settings.reasoning_budget}) "
+                "and wrote no answer; raise max_tokens or LLM_REASONING_BUDGET, or lower think"
+            )
 
     async def _generate(self, request: pb.GenerateRequest, call: Call) -> JsonObject:
         payload = generate_payload(request, self._settings)
@@ -141,6 +175,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
             await self.catalog.require(call.model, "vision", "images")
         if payload.get("suffix"):
             await self.catalog.require(call.model, "insert", "a suffix")
+        if payload["prompt"]:
+            await self._reasoning_budget(request, payload, call)
         return payload
 
     async def _answer(self, call: Call, work: Callable[[Any], Any]) -> JsonObject:
@@ -164,6 +200,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
         loop = asyncio.get_running_loop()
         overall_end = loop.time() + call.remaining()
         first_wait = min(self._settings.first_token_timeout, call.remaining())
+        answered = False
         try:
             async with (
                 asyncio.timeout(first_wait) as limit,
@@ -171,11 +208,15 @@ class LlmService(pb_grpc.LlmServiceServicer):
             ):
                 async for chunk in chunks:
                     if chunk.get("done"):
-                        await _write(context, final(chunk, call))
+                        last = final(chunk, call)
+                        if not (answered or _answers(last)):
+                            self._check_answered(call, str(chunk.get("done_reason")), payload)
+                        await _write(context, last)
                         return
                     message = event(chunk, call)
                     if message is None:
                         continue
+                    answered = answered or _answers(message)
                     if call.time_to_first_token_ms is None:
                         call.time_to_first_token_ms = call.elapsed_ms()
                         limit.reschedule(overall_end)
@@ -306,4 +347,13 @@ async def _write(context: Context, message: Message) -> None:
         if context.done():
             raise asyncio.CancelledError("the caller ended the call during a write") from exc
         raise
+
+
+def _answers(message: Message) -> bool:
+    """Whether a stream event carries answer (not only reasoning): text or tool calls."""
+    return bool(
+        getattr(message, "content", "")
+        or getattr(message, "response", "")
+        or getattr(message, "tool_calls", None)
+    )
 

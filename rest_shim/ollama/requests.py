@@ -234,6 +234,7 @@ def _tools(raw: Any) -> list[pb.Tool]:
 
 def _common(target: pb.ChatRequest | pb.GenerateRequest, body: JsonDict) -> None:
     target.model_defaults = True
+    target.max_tokens_include_reasoning = True  # num_predict counts both, as on Ollama
     target.think = _think(body.get("think"))
     target.keep_alive = _keep_alive(body.get("keep_alive"))
     if _bool(body, "logprobs"):

@@ -95,7 +95,7 @@ class ChatMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ..., thinking: _Optional[str] = ..., images: _Optional[_Iterable[bytes]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., tool_call_id: _Optional[str] = ..., tool_name: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("message", "model", "history", "max_tokens", "temperature", "top_p", "system", "stop", "seed", "format", "think", "messages", "images", "tools", "tool_choice", "output_format", "options", "keep_alive", "logprobs", "top_logprobs", "model_defaults")
+    __slots__ = ("message", "model", "history", "max_tokens", "temperature", "top_p", "system", "stop", "seed", "format", "think", "messages", "images", "tools", "tool_choice", "output_format", "options", "keep_alive", "logprobs", "top_logprobs", "model_defaults", "max_tokens_include_reasoning")
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,7 @@ class ChatRequest(_message.Message):
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     MODEL_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_INCLUDE_REASONING_FIELD_NUMBER: _ClassVar[int]
     message: str
     model: str
     history: _containers.RepeatedCompositeFieldContainer[ChatMessage]
@@ -138,7 +139,8 @@ class ChatRequest(_message.Message):
     logprobs: bool
     top_logprobs: int
     model_defaults: bool
-    def __init__(self, message: _Optional[str] = ..., model: _Optional[str] = ..., history: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., system: _Optional[str] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., format: _Optional[str] = ..., think: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., images: _Optional[_Iterable[bytes]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[str] = ..., output_format: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., options: _Optional[_Union[ModelOptions, _Mapping]] = ..., keep_alive: _Optional[str] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., model_defaults: _Optional[bool] = ...) -> None: ...
+    max_tokens_include_reasoning: bool
+    def __init__(self, message: _Optional[str] = ..., model: _Optional[str] = ..., history: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., system: _Optional[str] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., format: _Optional[str] = ..., think: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., images: _Optional[_Iterable[bytes]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[str] = ..., output_format: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., options: _Optional[_Union[ModelOptions, _Mapping]] = ..., keep_alive: _Optional[str] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., model_defaults: _Optional[bool] = ..., max_tokens_include_reasoning: _Optional[bool] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
     __slots__ = ("response", "thinking", "model", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "done_reason", "timestamp", "load_time_ms", "tool_calls", "logprobs", "durations")
@@ -484,7 +486,7 @@ class StatsResponse(_message.Message):
     def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("prompt", "model", "system", "suffix", "template", "raw", "images", "format", "max_tokens", "temperature", "top_p", "stop", "seed", "options", "think", "keep_alive", "context", "logprobs", "top_logprobs", "model_defaults")
+    __slots__ = ("prompt", "model", "system", "suffix", "template", "raw", "images", "format", "max_tokens", "temperature", "top_p", "stop", "seed", "options", "think", "keep_alive", "context", "logprobs", "top_logprobs", "model_defaults", "max_tokens_include_reasoning")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     SYSTEM_FIELD_NUMBER: _ClassVar[int]
@@ -505,6 +507,7 @@ class GenerateRequest(_message.Message):
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     TOP_LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     MODEL_DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_INCLUDE_REASONING_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     model: str
     system: str
@@ -525,7 +528,8 @@ class GenerateRequest(_message.Message):
     logprobs: bool
     top_logprobs: int
     model_defaults: bool
-    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., system: _Optional[str] = ..., suffix: _Optional[str] = ..., template: _Optional[str] = ..., raw: _Optional[bool] = ..., images: _Optional[_Iterable[bytes]] = ..., format: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., options: _Optional[_Union[ModelOptions, _Mapping]] = ..., think: _Optional[str] = ..., keep_alive: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., model_defaults: _Optional[bool] = ...) -> None: ...
+    max_tokens_include_reasoning: bool
+    def __init__(self, prompt: _Optional[str] = ..., model: _Optional[str] = ..., system: _Optional[str] = ..., suffix: _Optional[str] = ..., template: _Optional[str] = ..., raw: _Optional[bool] = ..., images: _Optional[_Iterable[bytes]] = ..., format: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., options: _Optional[_Union[ModelOptions, _Mapping]] = ..., think: _Optional[str] = ..., keep_alive: _Optional[str] = ..., context: _Optional[_Iterable[int]] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., model_defaults: _Optional[bool] = ..., max_tokens_include_reasoning: _Optional[bool] = ...) -> None: ...
 
 class GenerateStreamRequest(_message.Message):
     __slots__ = ("request",)
