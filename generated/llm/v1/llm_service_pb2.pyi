@@ -143,7 +143,7 @@ class ChatRequest(_message.Message):
     def __init__(self, message: _Optional[str] = ..., model: _Optional[str] = ..., history: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., system: _Optional[str] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., format: _Optional[str] = ..., think: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., images: _Optional[_Iterable[bytes]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[str] = ..., output_format: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., options: _Optional[_Union[ModelOptions, _Mapping]] = ..., keep_alive: _Optional[str] = ..., logprobs: _Optional[bool] = ..., top_logprobs: _Optional[int] = ..., model_defaults: _Optional[bool] = ..., max_tokens_include_reasoning: _Optional[bool] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
-    __slots__ = ("response", "thinking", "model", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "done_reason", "timestamp", "load_time_ms", "tool_calls", "logprobs", "durations")
+    __slots__ = ("response", "thinking", "model", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "done_reason", "timestamp", "load_time_ms", "tool_calls", "logprobs", "durations", "fallback_from")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class ChatResponse(_message.Message):
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     DURATIONS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FROM_FIELD_NUMBER: _ClassVar[int]
     response: str
     thinking: str
     model: str
@@ -170,7 +171,8 @@ class ChatResponse(_message.Message):
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     logprobs: _containers.RepeatedCompositeFieldContainer[TokenLogprob]
     durations: Durations
-    def __init__(self, response: _Optional[str] = ..., thinking: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., done_reason: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_time_ms: _Optional[float] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ...) -> None: ...
+    fallback_from: str
+    def __init__(self, response: _Optional[str] = ..., thinking: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., done_reason: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., load_time_ms: _Optional[float] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ..., fallback_from: _Optional[str] = ...) -> None: ...
 
 class ChatStreamRequest(_message.Message):
     __slots__ = ("request",)
@@ -179,7 +181,7 @@ class ChatStreamRequest(_message.Message):
     def __init__(self, request: _Optional[_Union[ChatRequest, _Mapping]] = ...) -> None: ...
 
 class ChatStreamResponse(_message.Message):
-    __slots__ = ("content", "thinking", "done", "model", "done_reason", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "time_to_first_token_ms", "tokens_per_second", "timestamp", "tool_calls", "logprobs", "durations")
+    __slots__ = ("content", "thinking", "done", "model", "done_reason", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "time_to_first_token_ms", "tokens_per_second", "timestamp", "tool_calls", "logprobs", "durations", "fallback_from")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +197,7 @@ class ChatStreamResponse(_message.Message):
     TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
     DURATIONS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FROM_FIELD_NUMBER: _ClassVar[int]
     content: str
     thinking: str
     done: bool
@@ -210,7 +213,8 @@ class ChatStreamResponse(_message.Message):
     tool_calls: _containers.RepeatedCompositeFieldContainer[ToolCall]
     logprobs: _containers.RepeatedCompositeFieldContainer[TokenLogprob]
     durations: Durations
-    def __init__(self, content: _Optional[str] = ..., thinking: _Optional[str] = ..., done: _Optional[bool] = ..., model: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ...) -> None: ...
+    fallback_from: str
+    def __init__(self, content: _Optional[str] = ..., thinking: _Optional[str] = ..., done: _Optional[bool] = ..., model: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tool_calls: _Optional[_Iterable[_Union[ToolCall, _Mapping]]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ..., fallback_from: _Optional[str] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("input", "model", "truncate", "dimensions", "options", "keep_alive")
@@ -235,7 +239,7 @@ class Embedding(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("model", "embeddings", "dimensions", "prompt_tokens", "generation_time_ms", "timestamp", "durations")
+    __slots__ = ("model", "embeddings", "dimensions", "prompt_tokens", "generation_time_ms", "timestamp", "durations", "fallback_from")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +247,7 @@ class EmbedResponse(_message.Message):
     GENERATION_TIME_MS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     DURATIONS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FROM_FIELD_NUMBER: _ClassVar[int]
     model: str
     embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
     dimensions: int
@@ -250,7 +255,8 @@ class EmbedResponse(_message.Message):
     generation_time_ms: float
     timestamp: _timestamp_pb2.Timestamp
     durations: Durations
-    def __init__(self, model: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ...) -> None: ...
+    fallback_from: str
+    def __init__(self, model: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ..., fallback_from: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -341,7 +347,7 @@ class Configuration(_message.Message):
     def __init__(self, ollama_base_url: _Optional[str] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., timeout_seconds: _Optional[float] = ..., cache_duration_seconds: _Optional[float] = ..., default_model: _Optional[str] = ..., embedding_model: _Optional[str] = ..., key_models: _Optional[_Iterable[str]] = ..., log_level: _Optional[str] = ..., max_concurrent: _Optional[int] = ..., max_queue: _Optional[int] = ..., queue_timeout_seconds: _Optional[float] = ..., first_token_timeout_seconds: _Optional[float] = ..., connect_timeout_seconds: _Optional[float] = ..., auth_enabled: _Optional[bool] = ..., tls_enabled: _Optional[bool] = ...) -> None: ...
 
 class OllamaHost(_message.Message):
-    __slots__ = ("url", "status", "in_flight", "requests", "failures", "last_error", "version", "response_time_ms")
+    __slots__ = ("url", "status", "in_flight", "requests", "failures", "last_error", "version", "response_time_ms", "models", "loaded")
     URL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
@@ -350,6 +356,8 @@ class OllamaHost(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
     url: str
     status: str
     in_flight: int
@@ -358,7 +366,9 @@ class OllamaHost(_message.Message):
     last_error: str
     version: str
     response_time_ms: float
-    def __init__(self, url: _Optional[str] = ..., status: _Optional[str] = ..., in_flight: _Optional[int] = ..., requests: _Optional[int] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., version: _Optional[str] = ..., response_time_ms: _Optional[float] = ...) -> None: ...
+    models: _containers.RepeatedScalarFieldContainer[str]
+    loaded: _containers.RepeatedCompositeFieldContainer[RunningModel]
+    def __init__(self, url: _Optional[str] = ..., status: _Optional[str] = ..., in_flight: _Optional[int] = ..., requests: _Optional[int] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., version: _Optional[str] = ..., response_time_ms: _Optional[float] = ..., models: _Optional[_Iterable[str]] = ..., loaded: _Optional[_Iterable[_Union[RunningModel, _Mapping]]] = ...) -> None: ...
 
 class OllamaStatus(_message.Message):
     __slots__ = ("status", "ollama_url", "version", "available_models", "bge_m3_available", "gpt_oss_available", "total_models", "last_check", "response_time_ms", "missing_models", "error", "hosts")
@@ -405,7 +415,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Counters(_message.Message):
-    __slots__ = ("total_requests", "successful_requests", "failed_requests", "cancelled_requests", "failures_by_kind", "prompt_tokens", "response_tokens", "total_tokens", "average_generation_time_ms", "p50_generation_time_ms", "p95_generation_time_ms", "average_time_to_first_token_ms", "average_tokens_per_second", "streams")
+    __slots__ = ("total_requests", "successful_requests", "failed_requests", "cancelled_requests", "failures_by_kind", "prompt_tokens", "response_tokens", "total_tokens", "average_generation_time_ms", "p50_generation_time_ms", "p95_generation_time_ms", "average_time_to_first_token_ms", "average_tokens_per_second", "streams", "fallbacks")
     class FailuresByKindEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -427,6 +437,7 @@ class Counters(_message.Message):
     AVERAGE_TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _ClassVar[int]
     AVERAGE_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     STREAMS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACKS_FIELD_NUMBER: _ClassVar[int]
     total_requests: int
     successful_requests: int
     failed_requests: int
@@ -441,10 +452,23 @@ class Counters(_message.Message):
     average_time_to_first_token_ms: float
     average_tokens_per_second: float
     streams: int
-    def __init__(self, total_requests: _Optional[int] = ..., successful_requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., cancelled_requests: _Optional[int] = ..., failures_by_kind: _Optional[_Mapping[str, int]] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., average_generation_time_ms: _Optional[float] = ..., p50_generation_time_ms: _Optional[float] = ..., p95_generation_time_ms: _Optional[float] = ..., average_time_to_first_token_ms: _Optional[float] = ..., average_tokens_per_second: _Optional[float] = ..., streams: _Optional[int] = ...) -> None: ...
+    fallbacks: int
+    def __init__(self, total_requests: _Optional[int] = ..., successful_requests: _Optional[int] = ..., failed_requests: _Optional[int] = ..., cancelled_requests: _Optional[int] = ..., failures_by_kind: _Optional[_Mapping[str, int]] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., average_generation_time_ms: _Optional[float] = ..., p50_generation_time_ms: _Optional[float] = ..., p95_generation_time_ms: _Optional[float] = ..., average_time_to_first_token_ms: _Optional[float] = ..., average_tokens_per_second: _Optional[float] = ..., streams: _Optional[int] = ..., fallbacks: _Optional[int] = ...) -> None: ...
+
+class LaneStatus(_message.Message):
+    __slots__ = ("name", "limit", "running", "queued")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    limit: int
+    running: int
+    queued: int
+    def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp", "hosts", "running_generations", "queued_generations", "retries")
+    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp", "hosts", "running_generations", "queued_generations", "retries", "lanes")
     class PerModelEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -471,6 +495,7 @@ class StatsResponse(_message.Message):
     RUNNING_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
     QUEUED_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
+    LANES_FIELD_NUMBER: _ClassVar[int]
     totals: Counters
     per_model: _containers.MessageMap[str, Counters]
     per_method: _containers.MessageMap[str, Counters]
@@ -483,7 +508,8 @@ class StatsResponse(_message.Message):
     running_generations: int
     queued_generations: int
     retries: int
-    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ...) -> None: ...
+    lanes: _containers.RepeatedCompositeFieldContainer[LaneStatus]
+    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStatus, _Mapping]]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("prompt", "model", "system", "suffix", "template", "raw", "images", "format", "max_tokens", "temperature", "top_p", "stop", "seed", "options", "think", "keep_alive", "context", "logprobs", "top_logprobs", "model_defaults", "max_tokens_include_reasoning")
@@ -538,7 +564,7 @@ class GenerateStreamRequest(_message.Message):
     def __init__(self, request: _Optional[_Union[GenerateRequest, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("response", "thinking", "model", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "done_reason", "timestamp", "context", "durations", "logprobs")
+    __slots__ = ("response", "thinking", "model", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "done_reason", "timestamp", "context", "durations", "logprobs", "fallback_from")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -551,6 +577,7 @@ class GenerateResponse(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     DURATIONS_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FROM_FIELD_NUMBER: _ClassVar[int]
     response: str
     thinking: str
     model: str
@@ -563,10 +590,11 @@ class GenerateResponse(_message.Message):
     context: _containers.RepeatedScalarFieldContainer[int]
     durations: Durations
     logprobs: _containers.RepeatedCompositeFieldContainer[TokenLogprob]
-    def __init__(self, response: _Optional[str] = ..., thinking: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., done_reason: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ...) -> None: ...
+    fallback_from: str
+    def __init__(self, response: _Optional[str] = ..., thinking: _Optional[str] = ..., model: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., done_reason: _Optional[str] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., fallback_from: _Optional[str] = ...) -> None: ...
 
 class GenerateStreamResponse(_message.Message):
-    __slots__ = ("response", "thinking", "done", "model", "done_reason", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "time_to_first_token_ms", "tokens_per_second", "timestamp", "context", "durations", "logprobs")
+    __slots__ = ("response", "thinking", "done", "model", "done_reason", "prompt_tokens", "response_tokens", "total_tokens", "generation_time_ms", "time_to_first_token_ms", "tokens_per_second", "timestamp", "context", "durations", "logprobs", "fallback_from")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     THINKING_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
@@ -582,6 +610,7 @@ class GenerateStreamResponse(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     DURATIONS_FIELD_NUMBER: _ClassVar[int]
     LOGPROBS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FROM_FIELD_NUMBER: _ClassVar[int]
     response: str
     thinking: str
     done: bool
@@ -597,7 +626,8 @@ class GenerateStreamResponse(_message.Message):
     context: _containers.RepeatedScalarFieldContainer[int]
     durations: Durations
     logprobs: _containers.RepeatedCompositeFieldContainer[TokenLogprob]
-    def __init__(self, response: _Optional[str] = ..., thinking: _Optional[str] = ..., done: _Optional[bool] = ..., model: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ...) -> None: ...
+    fallback_from: str
+    def __init__(self, response: _Optional[str] = ..., thinking: _Optional[str] = ..., done: _Optional[bool] = ..., model: _Optional[str] = ..., done_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., total_tokens: _Optional[int] = ..., generation_time_ms: _Optional[float] = ..., time_to_first_token_ms: _Optional[float] = ..., tokens_per_second: _Optional[float] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., context: _Optional[_Iterable[int]] = ..., durations: _Optional[_Union[Durations, _Mapping]] = ..., logprobs: _Optional[_Iterable[_Union[TokenLogprob, _Mapping]]] = ..., fallback_from: _Optional[str] = ...) -> None: ...
 
 class ShowModelRequest(_message.Message):
     __slots__ = ("model",)
