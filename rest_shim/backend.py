@@ -58,3 +58,15 @@ def _basic_key(credentials: str) -> str | None:
         return None
     _, sep, password = decoded.partition(":")
     return f"Bearer {password}" if sep and password else None
+
+
+FALLBACK_HEADER = "x-llm-fallback-from"
+
+
+def fallback_headers(message: object, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The response headers saying a fallback model answered (every face sends it)."""
+    headers = dict(base or {})
+    fallback = getattr(message, "fallback_from", "")
+    if fallback:
+        headers[FALLBACK_HEADER] = fallback
+    return headers

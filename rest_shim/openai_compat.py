@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from rest_shim.backend import Backend, backend, metadata
+from rest_shim.backend import Backend, backend, fallback_headers, metadata
 from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts
 from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
@@ -166,7 +166,7 @@ async def chat_completions(request: Request) -> Response:
         return _cancelled()
     except grpc.aio.AioRpcError as exc:
         return rpc_error(exc, parsed.max_tokens_param)
-    return JSONResponse(chat_completion(reply, parsed.rpc.model))
+    return JSONResponse(chat_completion(reply, parsed.rpc.model), headers=fallback_headers(reply))
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -186,8 +186,9 @@ async def _stream(request: Request, b: Backend, parsed: ChatCompletionRequest) -
         return rpc_error(exc, parsed.max_tokens_param)
     model = first.model if isinstance(first, pb.ChatStreamResponse) else ""
     chunks = ChunkFactory.start(model or parsed.rpc.model, parsed.include_usage)
+    headers = fallback_headers(first, SSE_HEADERS)
     return RpcStreamResponse(
-        _chunks(call, first, chunks), call, media_type="text/event-stream", headers=SSE_HEADERS
+        _chunks(call, first, chunks), call, media_type="text/event-stream", headers=headers
     )
 
 
@@ -250,7 +251,7 @@ async def embeddings(request: Request) -> Response:
         reply = await unless_disconnected(request.receive, call)
     except ClientDisconnected:
         return _cancelled()
-    return JSONResponse(embedding_list(reply, encoding))
+    return JSONResponse(embedding_list(reply, encoding), headers=fallback_headers(reply))
 
 
 def openai_routes() -> list[Route]:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim import mapping
-from rest_shim.backend import PROBE_DEADLINE, Backend, backend, metadata
+from rest_shim.backend import PROBE_DEADLINE, Backend, backend, fallback_headers, metadata
 from rest_shim.errors import ShimError, error_response, rpc_error_parts
 from rest_shim.fastjson import JSONResponse
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
@@ -172,4 +172,4 @@ async def _answer(
         reply = await unless_disconnected(request.receive, call)
     except ClientDisconnected:
         return error_response(499, "cancelled", "the client closed the request")
-    return JSONResponse(shape(reply))
+    return JSONResponse(shape(reply), headers=fallback_headers(reply))

@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim import mapping
-from rest_shim.backend import Backend, metadata
+from rest_shim.backend import Backend, fallback_headers, metadata
 from rest_shim.errors import error_response, rpc_error_parts, rpc_error_response
 from rest_shim.fastjson import dumps
 from rest_shim.http_io import ClientDisconnected, unless_disconnected
@@ -43,8 +43,9 @@ async def stream_chat(request: Request, b: Backend, rpc_request: pb.ChatRequest)
         return error_response(499, "cancelled", "the client closed the request")
     except grpc.aio.AioRpcError as exc:
         return rpc_error_response(exc)
+    headers = fallback_headers(first, SSE_HEADERS)
     return RpcStreamResponse(
-        _events(call, first), call, media_type="text/event-stream", headers=SSE_HEADERS
+        _events(call, first), call, media_type="text/event-stream", headers=headers
     )
 
 

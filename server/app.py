@@ -18,10 +18,11 @@ from server.config import Settings
 from server.health import OllamaHealthServicer, OllamaMonitor
 from server.hosts import OllamaPool
 from server.inprocess import InProcessStub
-from server.limiter import GenerationLimiter
+from server.lanes import Lanes
 from server.metrics import Metrics, live_collector
 from server.service import LlmService
 from server.stats import StatsRecorder
+from server.warmup import Warmer
 
 log = logging.getLogger("llm.server")
 
@@ -38,24 +39,30 @@ class LlmServer:
             cooldown=settings.host_cooldown,
             max_line_bytes=settings.ollama_max_line_bytes,
         )
-        self.limiter = GenerationLimiter(
-            settings.max_concurrent, settings.max_queue, settings.queue_timeout
-        )
+        self.lanes = Lanes(settings)
+        # The default lane (LLM_MAX_CONCURRENT), for the models no lane names.
+        self.limiter = self.lanes.default
         self.stats = StatsRecorder()
         self.monitor = OllamaMonitor(self.pool, settings)
         self.health = OllamaHealthServicer(self.monitor)
+        self.warmer = Warmer(self.pool, settings)
+        self.monitor.on_check(self.warmer.on_check)
         self.metrics = Metrics(self._known_models)
         self.metrics.watch(
             live_collector(
-                running=lambda: self.limiter.running,
-                waiting=lambda: self.limiter.queued,
+                running=lambda: self.lanes.running,
+                waiting=lambda: self.lanes.queued,
                 hosts=lambda: [(h.url, h.up, h.in_flight) for h in self.pool.hosts],
                 retries=lambda: self.pool.retries,
                 limits=(settings.max_concurrent, settings.max_queue),
+                lanes=lambda: [
+                    (name, lane.max_concurrent, lane.running, lane.queued)
+                    for name, lane in self.lanes.all()
+                ],
             )
         )
         self.service = LlmService(
-            settings, self.pool, self.limiter, self.health, self.stats, self.metrics
+            settings, self.pool, self.lanes, self.health, self.stats, self.metrics
         )
         keys = KeyChecker(settings.api_keys)
         # The REST face's stub when it runs in this process (python -m server --with-rest).
@@ -118,6 +125,7 @@ class LlmServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await stopping
+        await self.warmer.aclose()
         await self.monitor.aclose()
         await self.pool.aclose()
 

@@ -51,6 +51,8 @@ class Call:
     model_known: bool = True
     # Whether the model reasons on a budget of its own (LLM_REASONING_BUDGET).
     reasoning: bool = False
+    # The model asked for, when a fallback (model) answers instead.
+    fallback_from: str = ""
     request_id: str = "-"
 
     def elapsed_ms(self) -> float:
@@ -155,6 +157,7 @@ class CallTracker:
                 stream=call.stream,
                 time_to_first_token_ms=call.time_to_first_token_ms,
                 tokens_per_second=call.tokens_per_second,
+                fallback_from=self._metrics.label(call.fallback_from) if call.fallback_from else "",
             )
             self._stats.record(record)
             self._metrics.observe(record, status)

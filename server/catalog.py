@@ -32,7 +32,7 @@ class Catalog:
         cached = self._shown.get(model)
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
-        data = await self._pool.call(lambda c: c.show(model, self._timeout))
+        data = await self._pool.call(lambda c: c.show(model, self._timeout), model)
         if len(self._shown) >= 256:  # names are bounded, but keep the cache small
             self._shown.clear()
         self._shown[model] = (now, data)

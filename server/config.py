@@ -68,6 +68,11 @@ class Settings:
     ollama_api_port: int = 0
     image_url_hosts: tuple[str, ...] = ()
     reasoning_budget: int = 2048
+    model_limits: tuple[tuple[str, int], ...] = ()
+    fallbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    preload: tuple[str, ...] = ()
+    keep_alive: str = ""
+    keep_alive_lower: bool = False
 
     @property
     def ollama_urls(self) -> tuple[str, ...]:
@@ -131,6 +136,11 @@ class Settings:
             ollama_api_port=r.get("OLLAMA_API_PORT", d.ollama_api_port, _optional_port),
             image_url_hosts=r.get("LLM_IMAGE_URL_HOSTS", d.image_url_hosts, _hosts),
             reasoning_budget=r.get("LLM_REASONING_BUDGET", d.reasoning_budget, _non_negative_int),
+            model_limits=r.get("LLM_MODEL_LIMITS", d.model_limits, _model_limits),
+            fallbacks=r.get("LLM_FALLBACKS", d.fallbacks, _fallbacks),
+            preload=r.get("LLM_PRELOAD", d.preload, _name_list),
+            keep_alive=r.get("LLM_KEEP_ALIVE", d.keep_alive, _keep_alive),
+            keep_alive_lower=r.get("LLM_KEEP_ALIVE_LOWER", d.keep_alive_lower, _bool),
         )
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
@@ -359,6 +369,42 @@ def _key_line(line: str) -> str | None:
         return None
     comment = re.search(r"\s#", text)
     return text[: comment.start()].strip() if comment else text
+
+
+def _model_limits(raw: str) -> tuple[tuple[str, int], ...]:
+    """``model=slots`` pairs, comma-separated; a model may be a pattern (``gpt-oss*``)."""
+    limits = []
+    for item in _name_list(raw):
+        model, sep, count = item.rpartition("=")
+        if not sep or not model.strip():
+            raise ValueError(f"expected model=slots pairs like gpt-oss:20b=2, got {item!r}")
+        limits.append((model.strip(), _positive_int(count.strip())))
+    return tuple(limits)
+
+
+def _fallbacks(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``model=first|second`` chains, comma-separated."""
+    chains = []
+    for item in _name_list(raw):
+        model, sep, chain = item.partition("=")
+        others = tuple(m.strip() for m in chain.split("|") if m.strip())
+        if not sep or not model.strip() or not others:
+            raise ValueError(
+                f"expected chains like gpt-oss:20b=gpt-oss:latest|llama3.1:8b, got {item!r}"
+            )
+        if model.strip() in others:
+            raise ValueError(f"{model.strip()!r} falls back to itself")
+        chains.append((model.strip(), others))
+    return tuple(chains)
+
+
+def _keep_alive(raw: str) -> str:
+    """Seconds, or a Go duration like 5m or 1h30m (Ollama's keep_alive)."""
+    if re.fullmatch(r"-?\d+(\.\d+)?", raw) or re.fullmatch(
+        r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+", raw
+    ):
+        return raw
+    raise ValueError("expected seconds or a duration like 5m")
 
 
 def _hosts(raw: str) -> tuple[str, ...]:

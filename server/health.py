@@ -21,7 +21,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health import aio  # type: ignore[attr-defined]  # the public path
 
 from server.config import Settings
 from server.errors import LlmError
@@ -174,6 +174,7 @@ class OllamaMonitor:
             async with asyncio.timeout(timeout):
                 version = await host.client.version()
                 tags = await host.client.tags()
+                loaded = await _running(host)
         except LlmError as exc:
             result = HostHealth(host.url, False, elapsed_ms(start), error=exc.message)
         except TimeoutError:
@@ -182,13 +183,22 @@ class OllamaMonitor:
         else:
             names = [str(m.get("name") or m.get("model") or "") for m in tags]
             result = HostHealth(host.url, True, elapsed_ms(start), version=version, models=names)
+            self._pool.inventory(host, names, loaded)
         if not result.reachable:
             log.warning("HEALTH ollama %s unreachable: %s", host.url, result.error)
         self._hosts[host.url] = result
         self._pool.mark_checked(host, result.reachable, result.error)
 
 
-class OllamaHealthServicer(HealthServicer):
+async def _running(host: Host) -> list[dict[str, Any]]:
+    """The host's loaded models; an Ollama without /api/ps has none to tell."""
+    try:
+        return await host.client.running()
+    except LlmError:
+        return []
+
+
+class OllamaHealthServicer(aio.HealthServicer):
     """grpc.health.v1: SERVING while Ollama answers, NOT_SERVING otherwise.
 
     ``Check`` refreshes from the (cached) monitor before answering, so a probe sees

@@ -1,6 +1,12 @@
 """Several Ollama hosts behind one interface, with failover that never replays output.
 
-A request goes to an up host with the fewest requests in flight. A host that refuses
+A request for a model goes only to hosts that have it (their inventory: /api/tags and
+/api/ps, refreshed by every health check, and a host that answers for a model counts
+as having it loaded); among them first to one where it is loaded (no cold load of tens
+of seconds), then to the one with the fewest requests in flight. A model that no
+host lists is NOT_FOUND at once, naming the hosts; one only on down hosts is tried on
+them and ends UNAVAILABLE. A host whose inventory is not known yet may take any model.
+A host that refuses
 the connection or does not accept it in time is marked down and the request moves on to
 the next host: nothing was sent, so nothing can be generated twice. A busy 503 moves on
 too (Ollama generated nothing). Once a stream has started, its host is final.
@@ -15,11 +21,17 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from server.config import without_credentials
-from server.errors import LlmError, OllamaBusy, OllamaConnectFailed, OllamaUnavailable
+from server.errors import (
+    LlmError,
+    ModelNotFound,
+    OllamaBusy,
+    OllamaConnectFailed,
+    OllamaUnavailable,
+)
 from server.ollama_client import JsonObject, OllamaClient
 
 T = TypeVar("T")
@@ -35,6 +47,21 @@ class Host:
     requests: int = 0
     failures: int = 0
     last_error: str = ""
+    # What the host holds, by canonical name ("llama3.2:latest"); None: not known yet.
+    models: frozenset[str] | None = None
+    # Models loaded in memory: canonical name -> Ollama's /api/ps entry.
+    loaded: dict[str, JsonObject] = field(default_factory=dict)
+
+    def holds(self, model: str) -> bool:
+        return self.models is None or canonical(model) in self.models
+
+    def has_loaded(self, model: str) -> bool:
+        return canonical(model) in self.loaded
+
+
+def canonical(model: str) -> str:
+    """A model name as Ollama lists it: a name without a tag means ":latest"."""
+    return model if ":" in model else f"{model}:latest"
 
 
 class OllamaPool:
@@ -68,10 +95,25 @@ class OllamaPool:
         for host in self.hosts:
             await host.client.aclose()
 
-    def candidates(self) -> list[Host]:
-        up = sorted((h for h in self.hosts if h.up), key=lambda h: h.in_flight)
-        down = sorted((h for h in self.hosts if not h.up), key=lambda h: h.down_since)
+    def candidates(self, model: str | None = None) -> list[Host]:
+        """The hosts to try for ``model``, best first (see the module docstring)."""
+        hosts = self.hosts
+        if model:
+            hosts = [h for h in self.hosts if h.holds(model)]
+            if not hosts:
+                asked = ", ".join(h.url for h in self.hosts)
+                raise ModelNotFound(f"model '{model}' is on none of the Ollama hosts ({asked})")
+        up = sorted(
+            (h for h in hosts if h.up),
+            key=lambda h: (not (model and h.has_loaded(model)), h.in_flight),
+        )
+        down = sorted((h for h in hosts if not h.up), key=lambda h: h.down_since)
         return up + down
+
+    def inventory(self, host: Host, models: list[str], loaded: list[JsonObject]) -> None:
+        """A health check's view of what ``host`` holds and has loaded."""
+        host.models = frozenset(canonical(m) for m in models)
+        host.loaded = {canonical(str(m.get("name") or m.get("model") or "")): m for m in loaded}
 
     def mark_down(self, host: Host, error: str) -> None:
         if host.up:
@@ -87,9 +129,16 @@ class OllamaPool:
             host.up = True
             host.last_error = ""
 
-    async def call(self, work: Callable[[OllamaClient], Awaitable[T]]) -> T:
-        """Runs ``work`` on the best host, moving on while nothing was generated."""
-        host, result = await self._start(work)
+    async def call(
+        self,
+        work: Callable[[OllamaClient], Awaitable[T]],
+        model: str | None = None,
+        *,
+        loads: bool = False,
+    ) -> T:
+        """Runs ``work`` on the best host for ``model``, moving on while nothing was
+        generated; ``loads``: the work loads the model there (a generation)."""
+        host, result = await self._start(work, model, loads)
         host.in_flight -= 1
         return result
 
@@ -100,7 +149,10 @@ class OllamaPool:
         """Opens a streamed chat or generation on the best host (failing over only
         before the first byte) and yields its chunks; leaving the block closes the
         upstream request."""
-        host, response = await self._start(lambda c: c.open_stream(path, payload, timeout))
+        model = str(payload.get("model") or "")
+        host, response = await self._start(
+            lambda c: c.open_stream(path, payload, timeout), model, loads=True
+        )
         chunks = host.client.chunks(response, str(payload.get("model", "")), timeout)
         try:
             yield chunks
@@ -112,11 +164,16 @@ class OllamaPool:
             await response.aclose()
             host.in_flight -= 1
 
-    async def _start(self, work: Callable[[OllamaClient], Awaitable[T]]) -> tuple[Host, T]:
+    async def _start(
+        self,
+        work: Callable[[OllamaClient], Awaitable[T]],
+        model: str | None = None,
+        loads: bool = False,
+    ) -> tuple[Host, T]:
         """The failover loop: the first host whose ``work`` succeeds, and its result.
         That host's ``in_flight`` stays counted; the caller ends it."""
         errors: list[LlmError] = []
-        for i, host in enumerate(self.candidates()):
+        for i, host in enumerate(self.candidates(model)):
             if i:
                 self.retries += 1
             host.in_flight += 1
@@ -132,6 +189,8 @@ class OllamaPool:
                     continue
                 raise
             host.up = True
+            if loads and model and not host.has_loaded(model):
+                host.loaded[canonical(model)] = {"name": canonical(model)}  # it answered
             return host, result
         raise _all_failed(errors)
 

@@ -39,9 +39,11 @@ class _Live(Collector):
         hosts: Callable[[], Iterable[tuple[str, bool, int]]],
         retries: Callable[[], int],
         limits: tuple[int, int],
+        lanes: Callable[[], Iterable[tuple[str, int, int, int]]] = lambda: (),
     ) -> None:
         self._running, self._waiting, self._hosts, self._retries = running, waiting, hosts, retries
         self._limits = limits
+        self._lanes = lanes
 
     def collect(self) -> Iterable[Metric]:
         yield GaugeMetricFamily(
@@ -54,6 +56,22 @@ class _Live(Collector):
         yield GaugeMetricFamily(
             "llm_num_requests_waiting", "Generations waiting for a slot.", value=self._waiting()
         )
+        limit = GaugeMetricFamily(
+            "llm_lane_slots", "Generation slots of a lane (LLM_MODEL_LIMITS).", labels=["lane"]
+        )
+        running = GaugeMetricFamily(
+            "llm_lane_running", "Generations running in a lane.", labels=["lane"]
+        )
+        waiting = GaugeMetricFamily(
+            "llm_lane_waiting", "Generations waiting in a lane.", labels=["lane"]
+        )
+        for name, slots, now, queued in self._lanes():
+            limit.add_metric([name], float(slots))
+            running.add_metric([name], float(now))
+            waiting.add_metric([name], float(queued))
+        yield limit
+        yield running
+        yield waiting
         up = GaugeMetricFamily(
             "llm_ollama_host_up", "1 while an Ollama host is up.", labels=["host"]
         )
@@ -120,6 +138,12 @@ class Metrics:
         self.generation_tokens = Counter(
             "llm_generation_tokens", "Tokens Ollama generated.", ["model"], registry=r
         )
+        self.fallbacks = Counter(
+            "llm_fallbacks",
+            "Requests a fallback model answered (LLM_FALLBACKS): asked for, answered by.",
+            ["model", "fallback"],
+            registry=r,
+        )
 
     def watch(self, live: _Live) -> None:
         self.registry.register(live)
@@ -145,6 +169,8 @@ class Metrics:
         """Counts ``r``, whose model is already a label (see ``label``)."""
         model = r.model
         self.requests.labels(r.method, model, r.outcome.value, code).inc()
+        if r.fallback_from:
+            self.fallbacks.labels(r.fallback_from, model).inc()
         if r.outcome is Outcome.CANCELLED:
             self.cancellations.labels(r.method, model).inc()
             return
@@ -170,5 +196,6 @@ def live_collector(
     hosts: Callable[[], Iterable[tuple[str, bool, int]]],
     retries: Callable[[], int],
     limits: tuple[int, int],
+    lanes: Callable[[], Iterable[tuple[str, int, int, int]]] = lambda: (),
 ) -> _Live:
-    return _Live(running, waiting, hosts, retries, limits)
+    return _Live(running, waiting, hosts, retries, limits, lanes)

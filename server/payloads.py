@@ -23,7 +23,7 @@ from server.validation import (
     MAX_JSON_DEPTH,
     ROLES,
     json_depth,
-    keep_alive,
+    keep_alive_policy,
     model_name,
     options,
     plain,
@@ -49,7 +49,7 @@ def chat_payload(req: pb.ChatRequest, settings: Settings) -> JsonObject:
     tools = _tools(req.tools, req.tool_choice)
     if tools:
         payload["tools"] = tools
-    _common(payload, req, "output_format")
+    _common(payload, req, "output_format", settings)
     return payload
 
 
@@ -76,7 +76,7 @@ def generate_payload(req: pb.GenerateRequest, settings: Settings) -> JsonObject:
     if req.context:
         payload["context"] = list(req.context)
     payload["options"] = {**options(req.options), **sampling(req, settings)}
-    _common(payload, req, "format")
+    _common(payload, req, "format", settings)
     return payload
 
 
@@ -108,13 +108,15 @@ def embed_payload(req: pb.EmbedRequest, settings: Settings) -> JsonObject:
     extra = options(req.options)
     if extra:
         payload["options"] = extra
-    alive = keep_alive(req.keep_alive)
+    alive = keep_alive_policy(req.keep_alive, settings)
     if alive is not None:
         payload["keep_alive"] = alive
     return payload
 
 
-def _common(payload: JsonObject, req: pb.ChatRequest | pb.GenerateRequest, fmt: str) -> None:
+def _common(
+    payload: JsonObject, req: pb.ChatRequest | pb.GenerateRequest, fmt: str, settings: Settings
+) -> None:
     """Format, think, keep_alive and logprobs, alike on chat and generate."""
     if req.HasField(fmt):
         payload["format"] = value_format(getattr(req, fmt), fmt)
@@ -125,7 +127,7 @@ def _common(payload: JsonObject, req: pb.ChatRequest | pb.GenerateRequest, fmt: 
     reasoning = think(req.think)
     if reasoning is not None:
         payload["think"] = reasoning
-    alive = keep_alive(req.keep_alive)
+    alive = keep_alive_policy(req.keep_alive, settings)
     if alive is not None:
         payload["keep_alive"] = alive
     if req.logprobs:

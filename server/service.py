@@ -9,12 +9,8 @@ request is counted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
-
-from google.protobuf.message import Message
+from typing import Any, TypeVar
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
@@ -22,10 +18,11 @@ from server import replies
 from server.calls import Call, CallTracker, Context
 from server.catalog import Catalog
 from server.config import Settings
-from server.errors import LlmError, OllamaError, OllamaTimeout, ReasoningExhausted
+from server.errors import OllamaError
+from server.generation import Generations
 from server.health import OllamaHealthServicer, has_model
 from server.hosts import OllamaPool
-from server.limiter import GenerationLimiter
+from server.lanes import Lanes
 from server.metrics import Metrics
 from server.payloads import chat_payload, embed_payload, generate_payload
 from server.stats import StatsRecorder
@@ -34,8 +31,6 @@ from server.validation import model_name
 log = logging.getLogger("llm.service")
 
 JsonObject = dict[str, Any]
-Event = Callable[[JsonObject, Call], Message | None]
-Final = Callable[[JsonObject, Call], Message]
 
 
 def configuration(settings: Settings) -> pb.Configuration:
@@ -74,53 +69,70 @@ class LlmService(pb_grpc.LlmServiceServicer):
         self,
         settings: Settings,
         pool: OllamaPool,
-        limiter: GenerationLimiter,
+        lanes: Lanes,
         health: OllamaHealthServicer,
         stats: StatsRecorder,
         metrics: Metrics,
     ) -> None:
         self._settings = settings
         self._pool = pool
-        self._limiter = limiter
+        self._lanes = lanes
         self._health = health
         self._stats = stats
         self._calls = CallTracker(stats, metrics, settings.timeout)
         self.catalog = Catalog(pool, settings.cache_duration, settings.timeout)
+        self._gen = Generations(settings, pool, lanes, self.catalog)
 
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:
         async with self._calls.track("CHAT", "Chat", context) as call:
-            payload = await self._chat(request, call)
-            data = await self._answer(call, lambda c: c.chat(payload, call.remaining()))
-            reply = replies.chat_reply(data, call)
-            if not (reply.response or reply.tool_calls):
-                self._check_answered(call, reply.done_reason, payload)
+
+            async def attempt(model: str) -> pb.ChatResponse:
+                payload = await self._chat(request, model, call)
+                data = await self._gen.answer(call, lambda c: c.chat(payload, call.remaining()))
+                reply = replies.chat_reply(data, call)
+                if not (reply.response or reply.tool_calls):
+                    self._gen.check_answered(call, reply.done_reason, payload)
+                return reply
+
+            reply = await self._gen.with_fallbacks(call, self._model(request), attempt)
+            reply.fallback_from = call.fallback_from
             log.debug("CHAT response=%r", reply.response)
         return reply
 
     async def ChatStream(self, request: pb.ChatStreamRequest, context: Context) -> None:
         async with self._calls.track("CHAT", "ChatStream", context) as call:
             call.stream = True
-            payload = await self._chat(request.request, call)
-            async with self._limiter.slot(call.remaining()):
-                await self._relay(
+
+            async def attempt(model: str) -> None:
+                payload = await self._chat(request.request, model, call)
+                await self._gen.relay(
                     "/api/chat", payload, call, context, replies.chat_event, replies.chat_final
                 )
 
+            await self._gen.with_fallbacks(call, self._model(request.request), attempt)
+
     async def Generate(self, request: pb.GenerateRequest, context: Context) -> pb.GenerateResponse:
         async with self._calls.track("GENERATE", "Generate", context) as call:
-            payload = await self._generate(request, call)
-            data = await self._answer(call, lambda c: c.generate(payload, call.remaining()))
-            reply = replies.generate_reply(data, call)
-            if not reply.response:
-                self._check_answered(call, reply.done_reason, payload)
+
+            async def attempt(model: str) -> pb.GenerateResponse:
+                payload = await self._generate(request, model, call)
+                data = await self._gen.answer(call, lambda c: c.generate(payload, call.remaining()))
+                reply = replies.generate_reply(data, call)
+                if not reply.response:
+                    self._gen.check_answered(call, reply.done_reason, payload)
+                return reply
+
+            reply = await self._gen.with_fallbacks(call, self._model(request), attempt)
+            reply.fallback_from = call.fallback_from
         return reply
 
     async def GenerateStream(self, request: pb.GenerateStreamRequest, context: Context) -> None:
         async with self._calls.track("GENERATE", "GenerateStream", context) as call:
             call.stream = True
-            payload = await self._generate(request.request, call)
-            async with self._limiter.slot(call.remaining()):
-                await self._relay(
+
+            async def attempt(model: str) -> None:
+                payload = await self._generate(request.request, model, call)
+                await self._gen.relay(
                     "/api/generate",
                     payload,
                     call,
@@ -129,127 +141,60 @@ class LlmService(pb_grpc.LlmServiceServicer):
                     replies.generate_final,
                 )
 
-    async def _chat(self, request: pb.ChatRequest, call: Call) -> JsonObject:
-        payload = chat_payload(request, self._settings)
-        call.model = payload["model"]
+            await self._gen.with_fallbacks(call, self._model(request.request), attempt)
+
+    def _model(self, request: pb.ChatRequest | pb.GenerateRequest) -> str:
+        return model_name(request.model, self._settings.default_model)
+
+    async def _chat(self, request: pb.ChatRequest, model: str, call: Call) -> JsonObject:
+        payload = chat_payload(_for_model(request, model), self._settings)
         log.debug("CHAT messages=%r", payload["messages"])
         if any(m.get("images") for m in payload["messages"]):
-            await self.catalog.require(call.model, "vision", "images")
-        await self._reasoning_budget(request, payload, call)
+            await self.catalog.require(model, "vision", "images")
+        await self._gen.reasoning_budget(request, payload, call)
         return payload
 
-    async def _reasoning_budget(
-        self, request: pb.ChatRequest | pb.GenerateRequest, payload: JsonObject, call: Call
-    ) -> None:
-        """max_tokens bounds the answer: a model that reasons (Ollama's ``thinking``
-        capability) gets LLM_REASONING_BUDGET more tokens, since Ollama's num_predict
-        counts reasoning and answer together. Not when the caller counts them together
-        itself (Ollama's own API)."""
-        budget = self._settings.reasoning_budget
-        if not budget or request.max_tokens_include_reasoning:
-            return
-        try:
-            shown = await self.catalog.show(call.model)
-        except LlmError:
-            return  # the request itself will say what is wrong with the model
-        if "thinking" in (shown.get("capabilities") or []):
-            payload["options"]["num_predict"] += budget
-            call.reasoning = True
-
-    def _check_answered(self, call: Call, done_reason: str, payload: JsonObject) -> None:
-        """A reasoning model that hit the token limit without a word of answer fails
-        explicitly, never as an empty success."""
-        if call.reasoning and done_reason == "length":
-            limit = payload["options"]["num_predict"]
-            raise ReasoningExhausted(
-                f"model '{call.model}' spent all {limit} tokens it was allowed reasoning "
-                f"(max_tokens and LLM_REASONING_BUDGET {self._settings.reasoning_budget}) "
-                "and wrote no answer; raise max_tokens or LLM_REASONING_BUDGET, or lower think"
-            )
-
-    async def _generate(self, request: pb.GenerateRequest, call: Call) -> JsonObject:
-        payload = generate_payload(request, self._settings)
-        call.model = payload["model"]
+    async def _generate(self, request: pb.GenerateRequest, model: str, call: Call) -> JsonObject:
+        payload = generate_payload(_for_model(request, model), self._settings)
         log.debug("GENERATE prompt=%r", payload["prompt"])
         if payload.get("images"):
-            await self.catalog.require(call.model, "vision", "images")
+            await self.catalog.require(model, "vision", "images")
         if payload.get("suffix"):
-            await self.catalog.require(call.model, "insert", "a suffix")
+            await self.catalog.require(model, "insert", "a suffix")
         if payload["prompt"]:
-            await self._reasoning_budget(request, payload, call)
+            await self._gen.reasoning_budget(request, payload, call)
         return payload
-
-    async def _answer(self, call: Call, work: Callable[[Any], Any]) -> JsonObject:
-        """One whole answer from Ollama, within a generation slot and the call's time."""
-        async with self._limiter.slot(call.remaining()), asyncio.timeout(call.remaining()):
-            data: JsonObject = await self._pool.call(work)
-        return data
-
-    async def _relay(
-        self,
-        path: str,
-        payload: JsonObject,
-        call: Call,
-        context: Context,
-        event: Event,
-        final: Final,
-    ) -> None:
-        """Relays Ollama's chunks. Until the first token arrives the first-token timeout
-        (model load included) applies; after it, the overall timeout, which also bounds
-        the time spent waiting for a slow reader."""
-        loop = asyncio.get_running_loop()
-        overall_end = loop.time() + call.remaining()
-        first_wait = min(self._settings.first_token_timeout, call.remaining())
-        answered = False
-        try:
-            async with (
-                asyncio.timeout(first_wait) as limit,
-                self._pool.stream(path, payload, call.remaining()) as chunks,
-            ):
-                async for chunk in chunks:
-                    if chunk.get("done"):
-                        last = final(chunk, call)
-                        if not (answered or _answers(last)):
-                            self._check_answered(call, str(chunk.get("done_reason")), payload)
-                        await _write(context, last)
-                        return
-                    message = event(chunk, call)
-                    if message is None:
-                        continue
-                    answered = answered or _answers(message)
-                    if call.time_to_first_token_ms is None:
-                        call.time_to_first_token_ms = call.elapsed_ms()
-                        limit.reschedule(overall_end)
-                    await _write(context, message)
-        except TimeoutError:
-            if call.time_to_first_token_ms is None and first_wait < call.timeout:
-                raise OllamaTimeout(
-                    f"first-token timeout: model '{call.model}' produced no token within "
-                    f"{first_wait:g} s (still loading?)"
-                ) from None
-            raise
 
     async def Embed(self, request: pb.EmbedRequest, context: Context) -> pb.EmbedResponse:
         async with self._calls.track("EMBED", "Embed", context) as call:
-            payload = embed_payload(request, self._settings)
-            call.model = payload["model"]
-            data = await self._answer(call, lambda c: c.embed(payload, call.remaining()))
-            vectors = data.get("embeddings") or []
-            if len(vectors) != len(request.input):
-                raise OllamaError(
-                    f"Ollama returned {len(vectors)} embeddings for {len(request.input)} "
-                    f"inputs (model '{call.model}')"
-                )
-            call.prompt_tokens = int(data.get("prompt_eval_count") or 0)
-            reply = pb.EmbedResponse(
-                model=str(data.get("model") or call.model),
-                embeddings=[pb.Embedding(values=v) for v in vectors],
-                dimensions=len(vectors[0]) if vectors else 0,
-                prompt_tokens=call.prompt_tokens,
-                generation_time_ms=call.elapsed_ms(),
-                durations=replies.durations(data),
+
+            async def attempt(model: str) -> pb.EmbedResponse:
+                payload = embed_payload(_for_model(request, model), self._settings)
+                data = await self._gen.answer(call, lambda c: c.embed(payload, call.remaining()))
+                return self._embedded(data, request, call)
+
+            requested = model_name(request.model, self._settings.embedding_model)
+            reply = await self._gen.with_fallbacks(call, requested, attempt)
+            reply.fallback_from = call.fallback_from
+        return reply
+
+    def _embedded(self, data: JsonObject, request: pb.EmbedRequest, call: Call) -> pb.EmbedResponse:
+        vectors = data.get("embeddings") or []
+        if len(vectors) != len(request.input):
+            raise OllamaError(
+                f"Ollama returned {len(vectors)} embeddings for {len(request.input)} "
+                f"inputs (model '{call.model}')"
             )
-            reply.timestamp.GetCurrentTime()
+        call.prompt_tokens = int(data.get("prompt_eval_count") or 0)
+        reply = pb.EmbedResponse(
+            model=str(data.get("model") or call.model),
+            embeddings=[pb.Embedding(values=v) for v in vectors],
+            dimensions=len(vectors[0]) if vectors else 0,
+            prompt_tokens=call.prompt_tokens,
+            generation_time_ms=call.elapsed_ms(),
+            durations=replies.durations(data),
+        )
+        reply.timestamp.GetCurrentTime()
         return reply
 
     async def ListModels(
@@ -312,8 +257,14 @@ class LlmService(pb_grpc.LlmServiceServicer):
         async with self._calls.track("STATS", "Stats", context, counted=False):
             reply = self._stats.snapshot(configuration(self._settings))
             reply.hosts.extend(self._host_status())
-            reply.running_generations = self._limiter.running
-            reply.queued_generations = self._limiter.queued
+            reply.running_generations = self._lanes.running
+            reply.queued_generations = self._lanes.queued
+            reply.lanes.extend(
+                pb.LaneStatus(
+                    name=name, limit=lane.max_concurrent, running=lane.running, queued=lane.queued
+                )
+                for name, lane in self._lanes.all()
+            )
             reply.retries = self._pool.retries
         return reply
 
@@ -332,28 +283,21 @@ class LlmService(pb_grpc.LlmServiceServicer):
                     last_error=host.last_error,
                     version=checked.version if checked else "",
                     response_time_ms=checked.response_time_ms if checked else 0.0,
+                    models=sorted(host.models or ()),
+                    loaded=[replies.running_model(m, host.url) for m in host.loaded.values()],
                 )
             )
         return hosts
 
 
-async def _write(context: Context, message: Message) -> None:
-    """``context.write``, where a caller gone mid-write is a cancellation: grpc.aio may
-    fail the write of an RPC the caller just ended (ExecuteBatchError) before it cancels
-    the handler; that is the caller leaving, not a failure of the service."""
-    try:
-        await context.write(message)
-    except Exception as exc:
-        if context.done():
-            raise asyncio.CancelledError("the caller ended the call during a write") from exc
-        raise
+M = TypeVar("M", pb.ChatRequest, pb.GenerateRequest, pb.EmbedRequest)
 
 
-def _answers(message: Message) -> bool:
-    """Whether a stream event carries answer (not only reasoning): text or tool calls."""
-    return bool(
-        getattr(message, "content", "")
-        or getattr(message, "response", "")
-        or getattr(message, "tool_calls", None)
-    )
-
+def _for_model(request: M, model: str) -> M:
+    """``request`` for ``model`` (the one asked for, or a fallback)."""
+    if request.model == model:
+        return request
+    copy = type(request)()
+    copy.CopyFrom(request)
+    copy.model = model
+    return copy

@@ -40,6 +40,8 @@ class RequestRecord:
     stream: bool = False
     time_to_first_token_ms: float | None = None
     tokens_per_second: float | None = None
+    # The model asked for, when a fallback (model) answered instead.
+    fallback_from: str = ""
 
 
 @dataclass
@@ -49,6 +51,7 @@ class _Bucket:
     failures: int = 0
     cancelled: int = 0
     streams: int = 0
+    fallbacks: int = 0
     failures_by_kind: Counter[str] = field(default_factory=Counter)
     prompt_tokens: int = 0
     response_tokens: int = 0
@@ -60,6 +63,7 @@ class _Bucket:
     def add(self, r: RequestRecord) -> None:
         self.total += 1
         self.streams += int(r.stream)
+        self.fallbacks += int(bool(r.fallback_from))
         if r.outcome is Outcome.SUCCESS:
             self.successes += 1
             self.prompt_tokens += r.prompt_tokens
@@ -95,6 +99,7 @@ class _Bucket:
             average_time_to_first_token_ms=_mean(self.ttft_ms),
             average_tokens_per_second=_mean(self.tps),
             streams=self.streams,
+            fallbacks=self.fallbacks,
         )
 
 

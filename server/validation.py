@@ -22,6 +22,9 @@ from server.errors import InvalidArgument, quoted
 MAX_MODEL_NAME = 256
 # Deepest nesting of a JSON value a caller sends (a format schema, a request body).
 MAX_JSON_DEPTH = 64
+# Ollama's keep_alive when a request gives none (5 minutes).
+OLLAMA_KEEP_ALIVE = 300.0
+_DURATION_PART = re.compile(r"(\d+(\.\d*)?)(ns|us|µs|ms|s|m|h)")
 # Longest keep_alive in seconds (about 68 years; a negative one keeps the model loaded).
 MAX_KEEP_ALIVE = 2**31 - 1
 # A Go duration, as Ollama parses keep_alive: "5m", "1h30m", "-1s", "300ms".
@@ -279,6 +282,36 @@ def keep_alive(raw: str) -> str | float | None:
             f"keep_alive must be seconds from -{MAX_KEEP_ALIVE} to {MAX_KEEP_ALIVE}, got {text}"
         )
     return int(seconds) if seconds.is_integer() else seconds
+
+
+def keep_alive_policy(raw: str, settings: Settings) -> str | float | None:
+    """The keep_alive sent to Ollama: the caller's, or LLM_KEEP_ALIVE when it gives none;
+    unless LLM_KEEP_ALIVE_LOWER allows it, a caller cannot unload a shared model sooner
+    than the operator's keep_alive (Ollama's own 5 minutes when none is set): a shorter
+    one (0 included) is replaced by the operator's."""
+    asked = keep_alive(raw)
+    default = keep_alive(settings.keep_alive) if settings.keep_alive else None
+    if asked is None:
+        return default
+    if settings.keep_alive_lower:
+        return asked
+    floor = seconds(default) if default is not None else OLLAMA_KEEP_ALIVE
+    if floor < 0:
+        floor = math.inf  # the operator keeps models loaded for good
+    wanted = seconds(asked)
+    if wanted < 0 or wanted >= floor:
+        return asked
+    return default
+
+
+def seconds(value: str | float) -> float:
+    """A keep_alive in seconds: a number already, or a Go duration ("1h30m")."""
+    if not isinstance(value, str):
+        return float(value)
+    sign = -1.0 if value.startswith("-") else 1.0
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total = sum(float(n) * units[u] for n, _, u in _DURATION_PART.findall(value))
+    return sign * total
 
 
 def _too_deep(what: str) -> InvalidArgument:

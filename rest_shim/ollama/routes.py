@@ -22,7 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from rest_shim.backend import PROBE_DEADLINE, Backend, backend, metadata
+from rest_shim.backend import PROBE_DEADLINE, Backend, backend, fallback_headers, metadata
 from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts
 from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
@@ -156,11 +156,14 @@ async def chat(request: Request) -> Response:
         reply = await _unary(request, call)
         if reply is None:
             return _cancelled()
-        return JSONResponse(answers.chat_answer(reply, rpc.model))
+        return JSONResponse(
+            answers.chat_answer(reply, _answered_by(reply, rpc.model)),
+            headers=fallback_headers(reply),
+        )
     stream = b.stub.ChatStream(
         pb.ChatStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    return await _ndjson(request, stream, functools.partial(answers.chat_chunk, model=rpc.model))
+    return await _ndjson(request, stream, _by_answerer(answers.chat_chunk, rpc.model))
 
 
 async def generate(request: Request) -> Response:
@@ -174,13 +177,29 @@ async def generate(request: Request) -> Response:
         reply = await _unary(request, call)
         if reply is None:
             return _cancelled()
-        return JSONResponse(answers.generate_answer(reply, rpc.model))
+        return JSONResponse(
+            answers.generate_answer(reply, _answered_by(reply, rpc.model)),
+            headers=fallback_headers(reply),
+        )
     stream = b.stub.GenerateStream(
         pb.GenerateStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    return await _ndjson(
-        request, stream, functools.partial(answers.generate_chunk, model=rpc.model)
-    )
+    return await _ndjson(request, stream, _by_answerer(answers.generate_chunk, rpc.model))
+
+
+def _answered_by(reply: Any, asked: str) -> str:
+    """The model an answer names: the one asked for, as Ollama echoes it, or the
+    fallback model that answered instead."""
+    return str(reply.model) if reply.fallback_from else asked
+
+
+def _by_answerer(
+    render: Callable[..., dict[str, Any]], asked: str
+) -> Callable[[Any], dict[str, Any]]:
+    def line(event: Any) -> dict[str, Any]:
+        return render(event, model=_answered_by(event, asked))
+
+    return line
 
 
 async def _load(request: Request, b: Backend, model: str, keep_alive: str, chat: bool) -> Response:
@@ -191,9 +210,7 @@ async def _load(request: Request, b: Backend, model: str, keep_alive: str, chat:
     return _cancelled() if reply is None else JSONResponse(answers.loaded(model, reply, chat))
 
 
-async def _ndjson(
-    request: Request, call: Any, render: Callable[[Any], dict[str, Any]]
-) -> Response:
+async def _ndjson(request: Request, call: Any, render: Callable[[Any], dict[str, Any]]) -> Response:
     """One NDJSON line per event; the first is awaited before the answer starts, so an
     unknown model is still a 404."""
     try:
@@ -201,7 +218,9 @@ async def _ndjson(
     except ClientDisconnected:
         call.cancel()
         return _cancelled()
-    return RpcStreamResponse(_lines(call, first, render), call, media_type=NDJSON)
+    return RpcStreamResponse(
+        _lines(call, first, render), call, media_type=NDJSON, headers=fallback_headers(first)
+    )
 
 
 async def _lines(
@@ -224,7 +243,9 @@ async def embed(request: Request) -> Response:
     if not rpc.input:  # loads the model, as Ollama does
         return JSONResponse({"model": rpc.model, "embeddings": []})
     reply = await _unary(request, b.stub.Embed(rpc, timeout=b.deadline, metadata=metadata(request)))
-    return _cancelled() if reply is None else JSONResponse(answers.embed(reply))
+    if reply is None:
+        return _cancelled()
+    return JSONResponse(answers.embed(reply), headers=fallback_headers(reply))
 
 
 async def embeddings(request: Request) -> Response:
