@@ -1,5 +1,6 @@
 """Shared fixtures: the Ollama emulator on a real port, the real grpc.aio server in the
-test's event loop, and the real REST shim (uvicorn) in a thread of its own.
+test's event loop, the real REST shim (uvicorn) in a thread of its own, and a real model
+(llama.cpp's llama-server with SmolLM2-135M, see ``tests/realmodel.py``).
 
 Nothing here reads the developer's environment: settings are built from explicit
 mappings, and every server binds 127.0.0.1 port 0.
@@ -24,6 +25,7 @@ from ollama_emulator.runner import ThreadedServer
 from rest_shim.app import create_app
 from server.app import LlmServer
 from server.config import Settings
+from tests.realmodel import LlamaServer, ensure
 
 
 def make_settings(ollama_url: str, **overrides: Any) -> Settings:
@@ -165,3 +167,14 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
     name = model if ":" in model else f"{model}:latest"
     (spec,) = [m for m in emulator.models if m.key == name]
     return spec.embedding_dim
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """llama-server with SmolLM2-135M on 127.0.0.1: 2 slots sharing a 4096-token context,
+    /metrics and /slots on. Built (minutes) or taken from the cache first. Tests that use
+    it are marked ``realmodel``."""
+    server = LlamaServer(ensure(), tmp_path_factory.mktemp("llama") / "llama-server.log")
+    server.start()
+    yield server
+    server.stop()
