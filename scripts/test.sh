@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything from scratch (a virtualenv in .venv) and runs every check:
-# generated/ matches protos/, buf lint, ruff, mypy --strict, then the test suite.
+# generated/ matches protos/, buf lint, ruff, mypy --strict, the real model (llama-server
+# built once and cached, see tests/realmodel.py), then the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
@@ -27,5 +28,7 @@ echo "== ruff"
 ruff check .
 echo "== mypy --strict"
 mypy .
+echo "== real model: llama-server and SmolLM2 (first build takes minutes, then cached)"
+PYTHON="$venv/bin/python" scripts/llama_server.sh
 echo "== pytest"
 pytest "$@"
