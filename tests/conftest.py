@@ -171,10 +171,30 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    """llama-server with SmolLM2-135M on 127.0.0.1: 2 slots sharing a 4096-token context,
-    /metrics and /slots on. Built (minutes) or taken from the cache first. Tests that use
-    it are marked ``realmodel``."""
-    server = LlamaServer(ensure(), tmp_path_factory.mktemp("llama") / "llama-server.log")
+    """llama-server with SmolLM2-135M on 127.0.0.1: 2 slots of 2048 tokens (4096 shared),
+    chat and embeddings (mean pooling) on the same server, /metrics and /slots. Built
+    (minutes) or taken from the cache first. Tests that use it are marked ``realmodel``."""
+    server = LlamaServer(
+        ensure(),
+        tmp_path_factory.mktemp("llama") / "llama-server.log",
+        extra=("--embeddings", "--pooling", "mean"),
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_tools_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """The same with Qwen2.5's chat template (ChatML plus tools), so SmolLM2 can answer
+    with tool calls; 2 slots of 512 tokens, small enough for a test to fill one quickly."""
+    artifacts = ensure()
+    server = LlamaServer(
+        artifacts,
+        tmp_path_factory.mktemp("llama-tools") / "llama-server.log",
+        ctx_size=1024,
+        extra=("--chat-template-file", str(artifacts.tools_template)),
+    )
     server.start()
     yield server
     server.stop()

