@@ -8,7 +8,10 @@ under ``$LLM_CACHE_DIR`` (default ``~/.cache/llm-service``); later calls only lo
 ``LlamaServer`` runs it on 127.0.0.1 (``--port 0``, the port read from its log).
 
 Only the standard library is used here, so ``scripts/llama_server.sh`` can run this
-module with any Python 3.11.
+module with any Python 3.11. What llama-server does on the points the service relies on
+(health, slots, streaming, cancellation, queueing, errors, tools, embeddings, speed) is
+written down in README.md, "A real model for tests", and checked by
+``tests/test_realmodel_server.py``.
 """
 
 from __future__ import annotations
