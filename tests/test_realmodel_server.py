@@ -195,8 +195,8 @@ def test_abandoned_non_stream_request_runs_on_while_the_server_is_busy(
         )
         time.sleep(1.0)
         assert busy_slots(llama_server) == 1
-    for _ in range(15):  # 3 s of polling every 0.2 s
-        time.sleep(0.2)
+    for _ in range(30):  # 3 s of polling every 0.1 s
+        time.sleep(0.1)
         assert busy_slots(llama_server) == 1
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
