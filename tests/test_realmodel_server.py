@@ -88,6 +88,8 @@ def test_health_models_slots_metrics(llama_server: LlamaServer) -> None:
     url = llama_server.url
     health = httpx.get(f"{url}/health")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    # idle connections are closed after 5 s, and each after 100 requests
+    assert health.headers["keep-alive"] == "timeout=5, max=100"
     (model,) = httpx.get(f"{url}/v1/models").json()["data"]
     assert model["id"] == llama_server.model_path  # the -m path unless --alias is given
     slots = httpx.get(f"{url}/slots").json()
