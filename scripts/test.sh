@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything (a virtualenv in .venv, or VENV) and runs every check:
 # generated/ matches protos/, buf lint, buf breaking (scripts/buf_breaking.sh), ruff,
-# mypy --strict, then the tests.
+# mypy --strict, the real model (llama-server built once and cached, see
+# tests/realmodel.py), then the tests.
 #
 # The virtualenv gets exactly what uv.lock pins for the service and its dev extra (uv
 # itself is pinned there too and installed first, hash-checked, by scripts/uv_bootstrap.py);
@@ -37,5 +38,7 @@ echo "== ruff"
 ruff check .
 echo "== mypy --strict"
 mypy .
+echo "== real model: llama-server and SmolLM2 (first build takes minutes, then cached)"
+PYTHON="$venv/bin/python" scripts/llama_server.sh
 echo "== pytest"
 pytest "$@"

@@ -1,5 +1,6 @@
 """Shared fixtures: the Ollama emulator on a real port, the real grpc.aio server in the
-test's event loop, and the real REST shim (uvicorn) in a thread of its own.
+test's event loop, the real REST shim (uvicorn) in a thread of its own, and a real model
+(llama.cpp's llama-server with SmolLM2-135M, see ``tests/realmodel.py``).
 
 Nothing here reads the developer's environment: settings are built from explicit
 mappings, and every server binds 127.0.0.1 port 0.
@@ -25,6 +26,7 @@ from rest_shim.app import create_app
 from rest_shim.http_server import uvicorn_config
 from server.app import LlmServer
 from server.config import Settings
+from tests.realmodel import LlamaServer, ensure
 
 
 def make_settings(ollama_url: str, **overrides: Any) -> Settings:
@@ -167,3 +169,34 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
     name = model if ":" in model else f"{model}:latest"
     (spec,) = [m for m in emulator.models if m.key == name]
     return spec.embedding_dim
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """llama-server with SmolLM2-135M on 127.0.0.1: 2 slots of 2048 tokens (4096 shared),
+    chat and embeddings (mean pooling) on the same server, /metrics and /slots. Built
+    (minutes) or taken from the cache first. Tests that use it are marked ``realmodel``."""
+    server = LlamaServer(
+        ensure(),
+        tmp_path_factory.mktemp("llama") / "llama-server.log",
+        extra=("--embeddings", "--pooling", "mean"),
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_tools_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """The same with Qwen2.5's chat template (ChatML plus tools), so SmolLM2 can answer
+    with tool calls; 2 slots of 512 tokens, small enough for a test to fill one quickly."""
+    artifacts = ensure()
+    server = LlamaServer(
+        artifacts,
+        tmp_path_factory.mktemp("llama-tools") / "llama-server.log",
+        ctx_size=1024,
+        extra=("--chat-template-file", str(artifacts.tools_template)),
+    )
+    server.start()
+    yield server
+    server.stop()
