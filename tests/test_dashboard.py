@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
-from tests.conftest import LocalShimStarter, Stack
+from tests.conftest import LocalShimStarter, StackFactory
 from tests.deploy_files import ROOT, interpolate
 
 COMPOSE = ROOT / "docker-compose.yml"
@@ -50,6 +50,10 @@ EXPECTED_METRICS = {
     "llm_ollama_host_up",
     "llm_ollama_host_in_flight",
     "llm_ollama_retries_total",
+    "llm_lane_running",
+    "llm_lane_waiting",
+    "llm_lane_slots",
+    "llm_fallbacks_total",
     "llm_http_requests_total",
     "llm_http_request_duration_seconds_bucket",
 }
@@ -188,9 +192,13 @@ class Scrape:
 
 
 @pytest.fixture
-async def scrape(stack: Stack, start_local_shim: LocalShimStarter, emulator: Emulator) -> Scrape:
+async def scrape(
+    make_stack: StackFactory, start_local_shim: LocalShimStarter, emulator: Emulator
+) -> Scrape:
     """/metrics of the stack as one process runs it, after traffic that creates every
-    series: a chat and a stream via REST, a failed request, a cancelled stream."""
+    series: a chat and a stream via REST, a failed request, a fallback, a cancelled
+    stream."""
+    stack = await make_stack(fallbacks=(("gone-model", ("llama3.2",)),))
     url = await start_local_shim(stack.server)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         chat = await client.post("/chat", json={"message": "one two", "model": "llama3.2"})
@@ -202,13 +210,15 @@ async def scrape(stack: Stack, start_local_shim: LocalShimStarter, emulator: Emu
             await streamed.aread()
         missing = await client.post("/chat", json={"message": "x", "model": "ghost-model"})
         assert missing.status_code == 404
+        fell_back = await client.post("/chat", json={"message": "x", "model": "gone-model"})
+        assert fell_back.headers["x-llm-fallback-from"] == "gone-model"
         emulator.faults.token_delay = 0.1
         call = stack.stub.ChatStream(
             pb.ChatStreamRequest(request=pb.ChatRequest(message="a b c d e", model="llama3.2"))
         )
         await call.read()
         call.cancel()
-        await stack.server.stats.wait_for_total(4)
+        await stack.server.stats.wait_for_total(5)
         reply = await client.get("/metrics")
     assert reply.status_code == 200
     found = Scrape()
