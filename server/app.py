@@ -32,13 +32,7 @@ class LlmServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pool = OllamaPool(
-            settings.ollama_urls,
-            timeout=settings.timeout,
-            connect_timeout=settings.connect_timeout,
-            cooldown=settings.host_cooldown,
-            max_line_bytes=settings.ollama_max_line_bytes,
-        )
+        self.pool = OllamaPool.from_settings(settings)
         self.lanes = Lanes(settings)
         # The default lane (LLM_MAX_CONCURRENT), for the models no lane names.
         self.limiter = self.lanes.default

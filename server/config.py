@@ -7,6 +7,7 @@ one line: no silent fallback to a default.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import sys
@@ -24,6 +25,25 @@ _FALSE = {"0", "false", "no", "off"}
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
+
+
+KINDS = ("ollama", "openai")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One named upstream of LLM_UPSTREAMS: a kind ("ollama", or "openai" for vLLM,
+    llama.cpp's server, SGLang and the like) and its URLs; its API key (for the
+    openai kind) comes from LLM_UPSTREAM_<NAME>_API_KEY."""
+
+    name: str
+    kind: str
+    urls: tuple[str, ...]
+    api_key: str = ""
+
+    def display(self) -> str:
+        urls = ",".join(without_credentials(u) for u in self.urls)
+        return f"{self.name}={self.kind}+{urls}"
 
 
 @dataclass(frozen=True)
@@ -68,6 +88,7 @@ class Settings:
     ollama_api_port: int = 0
     image_url_hosts: tuple[str, ...] = ()
     reasoning_budget: int = 2048
+    upstreams_spec: tuple[Upstream, ...] = ()
     model_limits: tuple[tuple[str, int], ...] = ()
     fallbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     preload: tuple[str, ...] = ()
@@ -80,8 +101,15 @@ class Settings:
         return tuple(u.strip() for u in self.ollama_base_url.split(",") if u.strip())
 
     @property
+    def upstreams(self) -> tuple[Upstream, ...]:
+        """LLM_UPSTREAMS, or the one Ollama upstream of OLLAMA_BASE_URL."""
+        return self.upstreams_spec or (Upstream("ollama", "ollama", self.ollama_urls),)
+
+    @property
     def ollama_display_url(self) -> str:
-        """OLLAMA_BASE_URL as it may be shown: without user or password."""
+        """The upstreams as they may be shown: without user or password."""
+        if self.upstreams_spec:
+            return ";".join(u.display() for u in self.upstreams_spec)
         return ",".join(without_credentials(u) for u in self.ollama_urls)
 
     @classmethod
@@ -142,6 +170,12 @@ class Settings:
             keep_alive=r.get("LLM_KEEP_ALIVE", d.keep_alive, _keep_alive),
             keep_alive_lower=r.get("LLM_KEEP_ALIVE_LOWER", d.keep_alive_lower, _bool),
         )
+        upstreams = r.get("LLM_UPSTREAMS", d.upstreams_spec, _upstreams)
+        if upstreams:
+            if env.get("OLLAMA_BASE_URL", "").strip():
+                raise ConfigError("set LLM_UPSTREAMS or OLLAMA_BASE_URL, not both")
+            upstreams = tuple(_with_key(u, env) for u in upstreams)
+            settings = dataclasses.replace(settings, upstreams_spec=upstreams)
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
         return settings
@@ -151,6 +185,7 @@ class Settings:
         data = asdict(self)
         data["api_keys"] = f"{len(self.api_keys)} configured"
         data["ollama_base_url"] = self.ollama_display_url
+        data["upstreams_spec"] = [u.display() for u in self.upstreams_spec]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
@@ -369,6 +404,37 @@ def _key_line(line: str) -> str | None:
         return None
     comment = re.search(r"\s#", text)
     return text[: comment.start()].strip() if comment else text
+
+
+def _upstreams(raw: str) -> tuple[Upstream, ...]:
+    """``name=kind+url[,url...]`` entries separated by ``;``."""
+    found: list[Upstream] = []
+    for item in (i.strip() for i in raw.split(";")):
+        if not item:
+            continue
+        name, sep, rest = item.partition("=")
+        kind, plus, urls = rest.partition("+")
+        name, kind = name.strip(), kind.strip().lower()
+        if not sep or not plus or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+            raise ValueError(
+                f"expected name=kind+url[,url...] like big=openai+http://vllm:8000, got {item!r}"
+            )
+        if kind not in KINDS:
+            raise ValueError(f"upstream {name!r}: kind must be one of {', '.join(KINDS)}")
+        if any(u.name == name for u in found):
+            raise ValueError(f"upstream {name!r} is listed twice")
+        found.append(Upstream(name, kind, tuple(_url(urls).split(","))))
+    if not found:
+        raise ValueError("expected at least one upstream")
+    every = [url for u in found for url in u.urls]
+    if len(set(every)) != len(every):
+        raise ValueError("the same URL is listed twice")
+    return tuple(found)
+
+
+def _with_key(upstream: Upstream, env: Mapping[str, str]) -> Upstream:
+    variable = f"LLM_UPSTREAM_{re.sub(r'[^A-Z0-9]', '_', upstream.name.upper())}_API_KEY"
+    return dataclasses.replace(upstream, api_key=env.get(variable, "").strip())
 
 
 def _model_limits(raw: str) -> tuple[tuple[str, int], ...]:

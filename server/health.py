@@ -27,6 +27,7 @@ from server.config import Settings
 from server.errors import LlmError
 from server.hosts import Host, OllamaPool
 from server.ollama_client import elapsed_ms
+from server.upstreams.openai import NotReady
 
 log = logging.getLogger("llm.health")
 
@@ -177,10 +178,12 @@ class OllamaMonitor:
                 loaded = await _running(host)
         except LlmError as exc:
             result = HostHealth(host.url, False, elapsed_ms(start), error=exc.message)
+            host.not_ready = isinstance(exc, NotReady)
         except TimeoutError:
             error = f"Ollama at {host.url} did not answer the health check within {timeout:g} s"
             result = HostHealth(host.url, False, elapsed_ms(start), error=error)
         else:
+            host.not_ready = False
             names = [str(m.get("name") or m.get("model") or "") for m in tags]
             result = HostHealth(host.url, True, elapsed_ms(start), version=version, models=names)
             self._pool.inventory(host, names, loaded)

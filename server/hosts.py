@@ -24,7 +24,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from server.config import without_credentials
+from server import upstreams
+from server.config import Settings, without_credentials
 from server.errors import (
     LlmError,
     ModelNotFound,
@@ -41,14 +42,19 @@ T = TypeVar("T")
 class Host:
     url: str
     client: OllamaClient
+    upstream: str = "ollama"
     up: bool = True
     down_since: float = 0.0
     in_flight: int = 0
     requests: int = 0
     failures: int = 0
     last_error: str = ""
+    # Down because it answers that it is not ready yet (a server loading its model).
+    not_ready: bool = False
     # What the host holds, by canonical name ("llama3.2:latest"); None: not known yet.
     models: frozenset[str] | None = None
+    # The same, as the host lists them.
+    listed: tuple[str, ...] = ()
     # Models loaded in memory: canonical name -> Ollama's /api/ps entry.
     loaded: dict[str, JsonObject] = field(default_factory=dict)
 
@@ -65,31 +71,23 @@ def canonical(model: str) -> str:
 
 
 class OllamaPool:
-    def __init__(
-        self,
-        urls: tuple[str, ...],
-        *,
-        timeout: float,
-        connect_timeout: float,
-        cooldown: float,
-        max_line_bytes: int = 16 * 1024 * 1024,
-    ) -> None:
-        # A host is shown (Health, Stats, errors, logs, metrics) without the user and
-        # password its URL may carry; its client still sends them.
-        self.hosts = [
-            Host(
-                without_credentials(u),
-                OllamaClient(
-                    u,
-                    timeout=timeout,
-                    connect_timeout=connect_timeout,
-                    max_line_bytes=max_line_bytes,
-                ),
-            )
-            for u in urls
-        ]
+    """Every host of every upstream (LLM_UPSTREAMS, or OLLAMA_BASE_URL's Ollama hosts)."""
+
+    def __init__(self, hosts: list[Host], *, cooldown: float) -> None:
+        self.hosts = hosts
         self._cooldown = cooldown
         self.retries = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OllamaPool:
+        # A host is shown (Health, Stats, errors, logs, metrics) without the user and
+        # password its URL may carry; its client still sends them.
+        hosts = [
+            Host(without_credentials(url), upstreams.client(upstream, url, settings), upstream.name)
+            for upstream in settings.upstreams
+            for url in upstream.urls
+        ]
+        return cls(hosts, cooldown=settings.host_cooldown)
 
     async def aclose(self) -> None:
         for host in self.hosts:
@@ -113,6 +111,7 @@ class OllamaPool:
     def inventory(self, host: Host, models: list[str], loaded: list[JsonObject]) -> None:
         """A health check's view of what ``host`` holds and has loaded."""
         host.models = frozenset(canonical(m) for m in models)
+        host.listed = tuple(sorted(models))
         host.loaded = {canonical(str(m.get("name") or m.get("model") or "")): m for m in loaded}
 
     def mark_down(self, host: Host, error: str) -> None:

@@ -134,7 +134,7 @@ class OllamaClient:
         self, response: Response, model: str, timeout: float
     ) -> AsyncGenerator[JsonObject]:
         try:
-            lines = _ndjson_lines(response, self._max_line, model)
+            lines = body_lines(response, self._max_line, model)
             async for line in lines:
                 chunk = _parse_object(line, model)
                 if "error" in chunk:
@@ -256,7 +256,7 @@ def _describe(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-async def _ndjson_lines(response: Response, limit: int, model: str) -> AsyncGenerator[bytes]:
+async def body_lines(response: Response, limit: int, model: str) -> AsyncGenerator[bytes]:
     """The non-empty lines of an NDJSON body, as they arrive. A line longer than
     ``limit`` bytes fails the answer (``OllamaError``) before more of it is held."""
     pending: list[bytes] = []  # the start of a line still arriving

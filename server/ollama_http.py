@@ -227,7 +227,13 @@ class Response:
 class HttpPool:
     """Keep-alive connections to one server (``base_url``, maybe with a path prefix)."""
 
-    def __init__(self, base_url: str, *, keepalive: float = KEEPALIVE) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        keepalive: float = KEEPALIVE,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         parts = urlsplit(base_url)
         secure = parts.scheme == "https"
         self._host = parts.hostname or "localhost"
@@ -242,8 +248,10 @@ class HttpPool:
             user, password = unquote(parts.username or ""), unquote(parts.password or "")
             token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             auth = f"Authorization: Basic {token}\r\n"
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._head = (
-            f"Host: {authority}\r\n{auth}Content-Type: application/json\r\nContent-Length: "
+            f"Host: {authority}\r\n{auth}{extra}Content-Type: application/json\r\n"
+            "Content-Length: "
         )
         self._keepalive = keepalive
         self._idle: list[_Connection] = []

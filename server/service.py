@@ -21,7 +21,7 @@ from server.config import Settings
 from server.errors import OllamaError
 from server.generation import Generations
 from server.health import OllamaHealthServicer, has_model
-from server.hosts import OllamaPool
+from server.hosts import Host, OllamaPool
 from server.lanes import Lanes
 from server.metrics import Metrics
 from server.payloads import chat_payload, embed_payload, generate_payload
@@ -276,14 +276,14 @@ class LlmService(pb_grpc.LlmServiceServicer):
             hosts.append(
                 pb.OllamaHost(
                     url=host.url,
-                    status="up" if host.up else "down",
+                    status=_status(host),
                     in_flight=host.in_flight,
                     requests=host.requests,
                     failures=host.failures,
                     last_error=host.last_error,
                     version=checked.version if checked else "",
                     response_time_ms=checked.response_time_ms if checked else 0.0,
-                    models=sorted(host.models or ()),
+                    models=host.listed,
                     loaded=[replies.running_model(m, host.url) for m in host.loaded.values()],
                 )
             )
@@ -301,3 +301,10 @@ def _for_model(request: M, model: str) -> M:
     copy.CopyFrom(request)
     copy.model = model
     return copy
+
+
+def _status(host: Host) -> str:
+    """"up", "down", or "not ready" (it answers, and says it is still loading)."""
+    if host.up:
+        return "up"
+    return "not ready" if host.not_ready else "down"
