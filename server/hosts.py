@@ -66,8 +66,10 @@ class Host:
 
 
 def canonical(model: str) -> str:
-    """A model name as Ollama lists it: a name without a tag means ":latest"."""
-    return model if ":" in model else f"{model}:latest"
+    """A model name as Ollama matches it: without case, and a name without a tag means
+    ":latest"."""
+    name = model.strip().lower()
+    return name if ":" in name else f"{name}:latest"
 
 
 class OllamaPool:
