@@ -66,10 +66,13 @@ class Host:
 
 
 def canonical(model: str) -> str:
-    """A model name as Ollama matches it: without case, and a name without a tag means
+    """A model name as Ollama matches it: without case, without its default registry
+    and namespace (registry.ollama.ai/library/), and a name without a tag means
     ":latest"."""
     name = model.strip().lower()
-    return name if ":" in name else f"{name}:latest"
+    for default in ("registry.ollama.ai/", "library/"):  # Ollama's default registry
+        name = name.removeprefix(default)
+    return name if ":" in name.rpartition("/")[2] else f"{name}:latest"
 
 
 class OllamaPool:
