@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from server.calls import FACE_KEY
 from server.config import Settings
 from server.logs import REQUEST_ID_HEADER
 
@@ -40,7 +41,9 @@ def metadata(request: Request) -> tuple[tuple[str, str], ...]:
     count as the key in their password (what LangChain and Open WebUI send for a URL
     with ``user:key@``), so they go on as a bearer key."""
     rid: str = request.scope.get("state", {}).get("request_id", "")
-    pairs = ((REQUEST_ID_HEADER, rid),) if rid else ()
+    pairs: tuple[tuple[str, str], ...] = ((FACE_KEY, _face(request.url.path)),)
+    if rid:
+        pairs += ((REQUEST_ID_HEADER, rid),)
     auth = request.headers.get("authorization")
     if auth and auth[:6].lower() == "basic ":
         auth = _basic_key(auth[6:].strip())
@@ -49,6 +52,15 @@ def metadata(request: Request) -> tuple[tuple[str, str], ...]:
     if auth and auth.isascii() and auth.isprintable():
         return (*pairs, ("authorization", auth))
     return pairs
+
+
+def _face(path: str) -> str:
+    """Which face a path belongs to, for the ledger: OpenAI's, Ollama's, or the seed's."""
+    if path.startswith("/v1/"):
+        return "openai"
+    if path.startswith("/api/"):
+        return "ollama"
+    return "rest"
 
 
 def _basic_key(credentials: str) -> str | None:

@@ -22,6 +22,7 @@ from server.lanes import Lanes
 from server.metrics import Metrics, live_collector
 from server.service import LlmService
 from server.stats import StatsRecorder
+from server.usage.callers import Callers
 from server.warmup import Warmer
 
 log = logging.getLogger("llm.server")
@@ -55,10 +56,11 @@ class LlmServer:
                 ],
             )
         )
+        self.callers = Callers(settings.callers, settings.api_keys)
         self.service = LlmService(
-            settings, self.pool, self.lanes, self.health, self.stats, self.metrics
+            settings, self.pool, self.lanes, self.health, self.stats, self.metrics, self.callers
         )
-        keys = KeyChecker(settings.api_keys)
+        keys = KeyChecker(digests=self.callers.digests())
         # The REST face's stub when it runs in this process (python -m server --with-rest).
         self.local = InProcessStub(self.service, keys)
         interceptors = []

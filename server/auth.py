@@ -33,8 +33,8 @@ def _digest(value: str) -> bytes:
 
 
 class KeyChecker:
-    def __init__(self, keys: tuple[str, ...]) -> None:
-        self._digests = [_digest(k) for k in keys]
+    def __init__(self, keys: tuple[str, ...] = (), digests: Iterable[bytes] = ()) -> None:
+        self._digests = [_digest(k) for k in keys] + list(digests)
 
     @property
     def enabled(self) -> bool:

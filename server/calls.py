@@ -29,10 +29,14 @@ from server.errors import (
 from server.logs import REQUEST_ID_HEADER, new_request_id, request_id
 from server.metrics import Metrics
 from server.stats import Outcome, RequestRecord, StatsRecorder
+from server.usage.callers import ANONYMOUS, Caller, Callers
 
 log = logging.getLogger("llm.requests")
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# Metadata the REST shim adds: which of its faces a request came through.
+FACE_KEY = "x-llm-face"
+FACES = frozenset({"grpc", "rest", "openai", "ollama"})
 
 
 @dataclass
@@ -53,6 +57,11 @@ class Call:
     reasoning: bool = False
     # The model asked for, when a fallback (model) answers instead.
     fallback_from: str = ""
+    caller: Caller = ANONYMOUS
+    # The face the request came through: grpc, rest, openai or ollama.
+    face: str = "grpc"
+    # The upstream host that answered.
+    host: str = ""
     request_id: str = "-"
 
     def elapsed_ms(self) -> float:
@@ -64,10 +73,13 @@ class Call:
 
 
 class CallTracker:
-    def __init__(self, stats: StatsRecorder, metrics: Metrics, timeout: float) -> None:
+    def __init__(
+        self, stats: StatsRecorder, metrics: Metrics, timeout: float, callers: Callers
+    ) -> None:
         self._stats = stats
         self._metrics = metrics
         self._timeout = timeout
+        self._callers = callers
 
     def deadline(self, context: Context) -> float:
         """Seconds this call may take: OLLAMA_TIMEOUT, or less when the caller's
@@ -85,7 +97,8 @@ class CallTracker:
         code) or cancellation. Anything that is neither success nor an error
         (cancellation, a task torn down, a generator closed) counts as cancelled."""
         call = Call(category, method, time.perf_counter(), self.deadline(context))
-        call.request_id = _request_id(context)
+        call.request_id, call.face, authorization = _metadata(context)
+        call.caller = self._callers.identify(authorization)
         token = request_id.set(call.request_id)
         try:
             yield call
@@ -158,6 +171,7 @@ class CallTracker:
                 time_to_first_token_ms=call.time_to_first_token_ms,
                 tokens_per_second=call.tokens_per_second,
                 fallback_from=self._metrics.label(call.fallback_from) if call.fallback_from else "",
+                caller=call.caller.name,
             )
             self._stats.record(record)
             self._metrics.observe(record, status)
@@ -169,6 +183,8 @@ class CallTracker:
             "category": call.category,
             "method": call.method,
             "request_id": call.request_id,
+            "caller": call.caller.name,
+            "face": call.face,
             "model": call.model or "-",
             "outcome": outcome.value,
             "ms": round(ms, 1),
@@ -202,8 +218,16 @@ def _reset(token: contextvars.Token[str]) -> None:
         request_id.reset(token)
 
 
-def _request_id(context: Context) -> str:
+def _metadata(context: Context) -> tuple[str, str, str | None]:
+    """The request id (the caller's when sane, else a new one), the face the request
+    came through (the REST shim says which; gRPC otherwise), and the authorization."""
+    offered, face, authorization = None, "grpc", None
     for key, value in context.invocation_metadata() or ():
+        text = value if isinstance(value, str) else value.decode(errors="replace")
         if key == REQUEST_ID_HEADER:
-            return new_request_id(value if isinstance(value, str) else value.decode())
-    return new_request_id()
+            offered = text
+        elif key == FACE_KEY and text in FACES:
+            face = text
+        elif key == "authorization":
+            authorization = text
+    return new_request_id(offered), face, authorization

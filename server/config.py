@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from server.usage.callers import Caller, load_callers
+
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -89,6 +91,7 @@ class Settings:
     image_url_hosts: tuple[str, ...] = ()
     reasoning_budget: int = 2048
     upstreams_spec: tuple[Upstream, ...] = ()
+    callers: tuple[Caller, ...] = ()
     model_limits: tuple[tuple[str, int], ...] = ()
     fallbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     preload: tuple[str, ...] = ()
@@ -170,6 +173,9 @@ class Settings:
             keep_alive=r.get("LLM_KEEP_ALIVE", d.keep_alive, _keep_alive),
             keep_alive_lower=r.get("LLM_KEEP_ALIVE_LOWER", d.keep_alive_lower, _bool),
         )
+        callers = r.get("LLM_CALLERS_FILE", d.callers, load_callers)
+        if callers:
+            settings = dataclasses.replace(settings, callers=callers)
         upstreams = r.get("LLM_UPSTREAMS", d.upstreams_spec, _upstreams)
         if upstreams:
             if env.get("OLLAMA_BASE_URL", "").strip():
@@ -184,6 +190,7 @@ class Settings:
         """The settings as plain data, for logs; API keys are never shown."""
         data = asdict(self)
         data["api_keys"] = f"{len(self.api_keys)} configured"
+        data["callers"] = [c.name for c in self.callers]
         data["ollama_base_url"] = self.ollama_display_url
         data["upstreams_spec"] = [u.display() for u in self.upstreams_spec]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}

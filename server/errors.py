@@ -67,6 +67,13 @@ class InvalidArgument(LlmError):
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class PermissionDenied(LlmError):
+    """The caller may not do this (a model outside its allowed models)."""
+
+    code = "permission_denied"
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class ModelNotFound(LlmError):
     code = "model_not_found"
     grpc_code = grpc.StatusCode.NOT_FOUND

@@ -34,11 +34,13 @@ from server.errors import (
     OllamaTimeout,
     OllamaUnavailable,
     Overloaded,
+    PermissionDenied,
     ReasoningExhausted,
     StreamInterrupted,
 )
-from server.hosts import OllamaPool, canonical
+from server.hosts import OllamaPool
 from server.lanes import Lanes
+from server.names import canonical
 from server.ollama_client import OllamaClient
 
 log = logging.getLogger("llm.generation")
@@ -75,7 +77,12 @@ class Generations:
         self, call: Call, requested: str, attempt: Callable[[str], Awaitable[T]]
     ) -> T:
         """``attempt(model)`` for the model asked for, then its fallbacks in turn."""
-        chain = self.chain(requested)
+        if not call.caller.allows(requested):
+            call.model = requested
+            raise PermissionDenied(
+                f"caller '{call.caller.name}' may not use model '{requested}'"
+            )
+        chain = [m for m in self.chain(requested) if call.caller.allows(m)]
         for i, model in enumerate(chain):
             call.model, call.reasoning = model, False
             try:

@@ -33,6 +33,7 @@ from server.errors import (
     OllamaConnectFailed,
     OllamaUnavailable,
 )
+from server.names import canonical
 from server.ollama_client import JsonObject, OllamaClient
 
 T = TypeVar("T")
@@ -63,16 +64,6 @@ class Host:
 
     def has_loaded(self, model: str) -> bool:
         return canonical(model) in self.loaded
-
-
-def canonical(model: str) -> str:
-    """A model name as Ollama matches it: without case, without its default registry
-    and namespace (registry.ollama.ai/library/), and a name without a tag means
-    ":latest"."""
-    name = model.strip().lower()
-    for default in ("registry.ollama.ai/", "library/"):  # Ollama's default registry
-        name = name.removeprefix(default)
-    return name if ":" in name.rpartition("/")[2] else f"{name}:latest"
 
 
 class OllamaPool:

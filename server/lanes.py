@@ -10,8 +10,8 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from server.config import Settings
-from server.hosts import canonical
 from server.limiter import GenerationLimiter
+from server.names import canonical
 
 DEFAULT_LANE = "*"
 

@@ -138,6 +138,18 @@ class Metrics:
         self.generation_tokens = Counter(
             "llm_generation_tokens", "Tokens Ollama generated.", ["model"], registry=r
         )
+        self.caller_requests = Counter(
+            "llm_caller_requests",
+            "Generation requests by caller (names of LLM_CALLERS_FILE, never keys) and outcome.",
+            ["caller", "outcome"],
+            registry=r,
+        )
+        self.caller_tokens = Counter(
+            "llm_caller_tokens",
+            "Prompt and generated tokens by caller, as the upstream counted them.",
+            ["caller", "kind"],
+            registry=r,
+        )
         self.fallbacks = Counter(
             "llm_fallbacks",
             "Requests a fallback model answered (LLM_FALLBACKS): asked for, answered by.",
@@ -169,6 +181,11 @@ class Metrics:
         """Counts ``r``, whose model is already a label (see ``label``)."""
         model = r.model
         self.requests.labels(r.method, model, r.outcome.value, code).inc()
+        self.caller_requests.labels(r.caller, r.outcome.value).inc()
+        if r.prompt_tokens:
+            self.caller_tokens.labels(r.caller, "prompt").inc(r.prompt_tokens)
+        if r.response_tokens:
+            self.caller_tokens.labels(r.caller, "response").inc(r.response_tokens)
         if r.fallback_from:
             self.fallbacks.labels(r.fallback_from, model).inc()
         if r.outcome is Outcome.CANCELLED:

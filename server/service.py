@@ -26,6 +26,7 @@ from server.lanes import Lanes
 from server.metrics import Metrics
 from server.payloads import chat_payload, embed_payload, generate_payload
 from server.stats import StatsRecorder
+from server.usage.callers import Callers
 from server.validation import model_name
 
 log = logging.getLogger("llm.service")
@@ -50,7 +51,7 @@ def configuration(settings: Settings) -> pb.Configuration:
         queue_timeout_seconds=settings.queue_timeout,
         first_token_timeout_seconds=settings.first_token_timeout,
         connect_timeout_seconds=settings.connect_timeout,
-        auth_enabled=bool(settings.api_keys),
+        auth_enabled=bool(settings.api_keys or settings.callers),
         tls_enabled=bool(settings.tls_cert),
     )
 
@@ -73,13 +74,14 @@ class LlmService(pb_grpc.LlmServiceServicer):
         health: OllamaHealthServicer,
         stats: StatsRecorder,
         metrics: Metrics,
+        callers: Callers | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._lanes = lanes
         self._health = health
         self._stats = stats
-        self._calls = CallTracker(stats, metrics, settings.timeout)
+        self._calls = CallTracker(stats, metrics, settings.timeout, callers or Callers((), ()))
         self.catalog = Catalog(pool, settings.cache_duration, settings.timeout)
         self._gen = Generations(settings, pool, lanes, self.catalog)
 
@@ -254,8 +256,11 @@ class LlmService(pb_grpc.LlmServiceServicer):
         return reply
 
     async def Stats(self, request: pb.StatsRequest, context: Context) -> pb.StatsResponse:
-        async with self._calls.track("STATS", "Stats", context, counted=False):
+        async with self._calls.track("STATS", "Stats", context, counted=False) as call:
             reply = self._stats.snapshot(configuration(self._settings))
+            if not call.caller.admin:  # a caller sees its own usage only
+                for name in [n for n in reply.per_caller if n != call.caller.name]:
+                    del reply.per_caller[name]
             reply.hosts.extend(self._host_status())
             reply.running_generations = self._lanes.running
             reply.queued_generations = self._lanes.queued

@@ -42,6 +42,7 @@ class RequestRecord:
     tokens_per_second: float | None = None
     # The model asked for, when a fallback (model) answered instead.
     fallback_from: str = ""
+    caller: str = "anonymous"
 
 
 @dataclass
@@ -120,6 +121,7 @@ class StatsRecorder:
         self._totals = _Bucket()
         self._models: dict[str, _Bucket] = {}
         self._methods: dict[str, _Bucket] = {}
+        self._callers: dict[str, _Bucket] = {}
         self._started_wall = datetime.now(UTC)
         self._started = time.monotonic()
         self._last_request: datetime | None = None
@@ -132,6 +134,7 @@ class StatsRecorder:
         model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
         self._models.setdefault(model or OTHER_MODEL, _Bucket()).add(r)
         self._methods.setdefault(r.method, _Bucket()).add(r)
+        self._callers.setdefault(r.caller, _Bucket()).add(r)  # configured names only
 
     def _wake(self) -> None:
         waiting = []
@@ -156,6 +159,7 @@ class StatsRecorder:
             totals=self._totals.to_proto(),
             per_model={k: b.to_proto() for k, b in self._models.items()},
             per_method={k: b.to_proto() for k, b in self._methods.items()},
+            per_caller={k: b.to_proto() for k, b in self._callers.items()},
             uptime_seconds=time.monotonic() - self._started,
             configuration=configuration,
         )

@@ -14,7 +14,8 @@ import logging
 from server.config import Settings
 from server.errors import LlmError
 from server.health import OllamaHealth
-from server.hosts import Host, OllamaPool, canonical
+from server.hosts import Host, OllamaPool
+from server.names import canonical
 from server.validation import keep_alive_policy
 
 log = logging.getLogger("llm.warmup")

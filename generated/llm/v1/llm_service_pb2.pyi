@@ -468,7 +468,7 @@ class LaneStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp", "hosts", "running_generations", "queued_generations", "retries", "lanes")
+    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp", "hosts", "running_generations", "queued_generations", "retries", "lanes", "per_caller")
     class PerModelEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -477,6 +477,13 @@ class StatsResponse(_message.Message):
         value: Counters
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Counters, _Mapping]] = ...) -> None: ...
     class PerMethodEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Counters
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Counters, _Mapping]] = ...) -> None: ...
+    class PerCallerEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -496,6 +503,7 @@ class StatsResponse(_message.Message):
     QUEUED_GENERATIONS_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
+    PER_CALLER_FIELD_NUMBER: _ClassVar[int]
     totals: Counters
     per_model: _containers.MessageMap[str, Counters]
     per_method: _containers.MessageMap[str, Counters]
@@ -509,7 +517,8 @@ class StatsResponse(_message.Message):
     queued_generations: int
     retries: int
     lanes: _containers.RepeatedCompositeFieldContainer[LaneStatus]
-    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStatus, _Mapping]]] = ...) -> None: ...
+    per_caller: _containers.MessageMap[str, Counters]
+    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStatus, _Mapping]]] = ..., per_caller: _Optional[_Mapping[str, Counters]] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("prompt", "model", "system", "suffix", "template", "raw", "images", "format", "max_tokens", "temperature", "top_p", "stop", "seed", "options", "think", "keep_alive", "context", "logprobs", "top_logprobs", "model_defaults", "max_tokens_include_reasoning")
