@@ -64,7 +64,8 @@ LABEL org.opencontainers.image.title="llm-service" \
 
 RUN groupadd --system --gid 10001 llm \
     && useradd --system --uid 10001 --gid llm --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin llm
+       --shell /usr/sbin/nologin llm \
+    && mkdir /data && chown 10001:10001 /data
 
 COPY --from=probe /usr/local/bin/grpc_health_probe /usr/local/bin/grpc_health_probe
 COPY --from=builder /opt/venv /opt/venv
@@ -76,7 +77,11 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     PYTHONDONTWRITEBYTECODE=1 \
     HOST=0.0.0.0 \
     PORT=8005 \
-    GRPC_PORT=50051
+    GRPC_PORT=50051 \
+    LLM_DATA_DIR=/data
+
+# the usage ledger's SQLite file (LLM_DATA_DIR)
+VOLUME ["/data"]
 
 WORKDIR /home/llm
 USER 10001:10001

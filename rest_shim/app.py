@@ -26,6 +26,7 @@ from rest_shim.middleware import HttpMetrics, RequestContext
 from rest_shim.ollama.routes import Endpoint, ollama_routes, running_text
 from rest_shim.openai_compat import openai_error, openai_routes
 from rest_shim.openapi import docs_page, openapi_document
+from rest_shim.usage import usage
 from server.config import Settings
 from server.inprocess import InProcessStub
 from server.metrics import Metrics
@@ -153,6 +154,7 @@ def _routes(metrics_route: Endpoint) -> list[Route]:
         Route("/chat/stream", routes.chat_stream, methods=["POST"]),
         Route("/embeddings", routes.embeddings, methods=["POST"]),
         Route("/stats", routes.stats, methods=["GET"]),
+        Route("/usage", usage, methods=["GET"]),
         Route("/openapi.json", openapi_route, methods=["GET"]),
         Route("/docs", docs_route, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.ollama.openapi import ollama_paths, ollama_schemas
 from rest_shim.openai_openapi import openai_paths, openai_schemas
+from rest_shim.usage import usage_openapi
 from server.version import SERVICE_VERSION
 
 Schema = dict[str, Any]
@@ -269,6 +270,7 @@ def _text(operation_id: str, summary: str, media_type: str) -> Schema:
 
 @functools.cache
 def openapi_document() -> dict[str, Any]:
+    usage_paths, usage_schemas = usage_openapi(SECURED)
     sse = {"text/event-stream": {"schema": {"type": "string"}}}
     chat = _operation(
         "chat", "Answer one message (SSE when stream is true)", "ChatReply", "ChatRequest"
@@ -309,6 +311,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": _operation("embeddings", "Embed texts", "EmbedReply", "EmbedRequest")
             },
             "/stats": {"get": _operation("stats", "Counters since start", "StatsReply")},
+            **usage_paths,
             "/metrics": {"get": _text("metrics", "Prometheus metrics", "text/plain")},
             "/openapi.json": {
                 "get": _operation("openapiDocument", "This document", "Object", secured=False)
@@ -318,7 +321,12 @@ def openapi_document() -> dict[str, Any]:
             **ollama_paths(SECURED),
         },
         "components": {
-            "schemas": {**_schemas(), **openai_schemas(), **ollama_schemas()},
+            "schemas": {
+                **_schemas(),
+                **usage_schemas,
+                **openai_schemas(),
+                **ollama_schemas(),
+            },
             "securitySchemes": SECURITY_SCHEMES,
         },
     }

@@ -30,6 +30,7 @@ ENDPOINTS = {
     "chat_stream": "/chat/stream",
     "embeddings": "/embeddings",
     "stats": "/stats",
+    "usage": "/usage",
     "livez": "/livez",
     "readyz": "/readyz",
     "openapi": "/openapi.json",

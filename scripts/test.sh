@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything (a virtualenv in .venv, or VENV) and runs every check:
 # generated/ matches protos/, buf lint, buf breaking (scripts/buf_breaking.sh), ruff,
-# mypy --strict, the real model (llama-server built once and cached, see
-# tests/realmodel.py), then the tests.
+# mypy --strict, PostgreSQL (installed when missing), the real model (llama-server built
+# once and cached, see tests/realmodel.py), then the tests.
 #
 # The virtualenv gets exactly what uv.lock pins for the service and its dev extra (uv
 # itself is pinned there too and installed first, hash-checked, by scripts/uv_bootstrap.py);
@@ -17,6 +17,15 @@ venv=$(cd "$venv" && pwd)
 UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1} \
   "$venv/bin/uv" sync --quiet --locked --extra dev
 export PATH="$venv/bin:$PATH"
+
+# The ledger's tests start a real PostgreSQL server (tests/postgres.py): Debian's package.
+if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
+  echo "== installing PostgreSQL (Debian's postgresql package)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+fi
 
 echo "== generated/ is up to date with protos/"
 before=$(mktemp -d)

@@ -30,6 +30,8 @@ from server.logs import REQUEST_ID_HEADER, new_request_id, request_id
 from server.metrics import Metrics
 from server.stats import Outcome, RequestRecord, StatsRecorder
 from server.usage.callers import ANONYMOUS, Caller, Callers
+from server.usage.ledger import Ledger
+from server.usage.store import Row
 
 log = logging.getLogger("llm.requests")
 
@@ -62,6 +64,8 @@ class Call:
     face: str = "grpc"
     # The upstream host that answered.
     host: str = ""
+    # When the call started, Unix seconds (for the ledger).
+    wall_start: float = 0.0
     request_id: str = "-"
 
     def elapsed_ms(self) -> float:
@@ -72,14 +76,27 @@ class Call:
         return max(0.001, self.timeout - (time.perf_counter() - self.started))
 
 
+# The call in progress in this task, for the layers below that know what it needs to
+# know (the host that answered).
+current_call: contextvars.ContextVar[Call | None] = contextvars.ContextVar(
+    "current_call", default=None
+)
+
+
 class CallTracker:
     def __init__(
-        self, stats: StatsRecorder, metrics: Metrics, timeout: float, callers: Callers
+        self,
+        stats: StatsRecorder,
+        metrics: Metrics,
+        timeout: float,
+        callers: Callers,
+        ledger: Ledger | None = None,
     ) -> None:
         self._stats = stats
         self._metrics = metrics
         self._timeout = timeout
         self._callers = callers
+        self._ledger = ledger
 
     def deadline(self, context: Context) -> float:
         """Seconds this call may take: OLLAMA_TIMEOUT, or less when the caller's
@@ -99,7 +116,9 @@ class CallTracker:
         call = Call(category, method, time.perf_counter(), self.deadline(context))
         call.request_id, call.face, authorization = _metadata(context)
         call.caller = self._callers.identify(authorization)
+        call.wall_start = time.time()
         token = request_id.set(call.request_id)
+        call_token = current_call.set(call)
         try:
             yield call
         except LlmError as exc:
@@ -129,6 +148,8 @@ class CallTracker:
             context.set_trailing_metadata(((REQUEST_ID_HEADER, call.request_id),))
         finally:
             _reset(token)
+            with contextlib.suppress(ValueError):
+                current_call.reset(call_token)
 
     async def _abort(self, call: Call, exc: LlmError, context: Context, counted: bool) -> None:
         if exc.code in ("invalid_argument", "model_not_found"):
@@ -175,6 +196,24 @@ class CallTracker:
             )
             self._stats.record(record)
             self._metrics.observe(record, status)
+        if self._ledger is not None:
+            self._ledger.record(
+                Row(
+                    at=call.wall_start,
+                    caller=call.caller.name,
+                    face=call.face,
+                    method=call.method,
+                    model=call.model,
+                    host=call.host,
+                    prompt_tokens=call.prompt_tokens,
+                    response_tokens=call.response_tokens,
+                    duration_ms=ms,
+                    ttft_ms=call.time_to_first_token_ms,
+                    outcome=outcome.value,
+                    error_code=code,
+                    request_id=call.request_id,
+                )
+            )
         failed = outcome is Outcome.FAILURE and code != "invalid_argument"
         level = logging.WARNING if failed else logging.INFO
         if not log.isEnabledFor(level):

@@ -92,6 +92,10 @@ class Settings:
     reasoning_budget: int = 2048
     upstreams_spec: tuple[Upstream, ...] = ()
     callers: tuple[Caller, ...] = ()
+    ledger: bool = True
+    data_dir: str = "./data"
+    database_url: str = ""
+    ledger_retention_days: float = 90.0
     model_limits: tuple[tuple[str, int], ...] = ()
     fallbacks: tuple[tuple[str, tuple[str, ...]], ...] = ()
     preload: tuple[str, ...] = ()
@@ -172,6 +176,12 @@ class Settings:
             preload=r.get("LLM_PRELOAD", d.preload, _name_list),
             keep_alive=r.get("LLM_KEEP_ALIVE", d.keep_alive, _keep_alive),
             keep_alive_lower=r.get("LLM_KEEP_ALIVE_LOWER", d.keep_alive_lower, _bool),
+            ledger=r.get("LLM_LEDGER", d.ledger, _bool),
+            data_dir=r.get("LLM_DATA_DIR", d.data_dir, _non_empty),
+            database_url=r.get("LLM_DATABASE_URL", d.database_url, _database_url),
+            ledger_retention_days=r.get(
+                "LLM_LEDGER_RETENTION_DAYS", d.ledger_retention_days, _positive_float
+            ),
         )
         callers = r.get("LLM_CALLERS_FILE", d.callers, load_callers)
         if callers:
@@ -191,6 +201,7 @@ class Settings:
         data = asdict(self)
         data["api_keys"] = f"{len(self.api_keys)} configured"
         data["callers"] = [c.name for c in self.callers]
+        data["database_url"] = without_credentials(self.database_url) if self.database_url else ""
         data["ollama_base_url"] = self.ollama_display_url
         data["upstreams_spec"] = [u.display() for u in self.upstreams_spec]
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
@@ -442,6 +453,12 @@ def _upstreams(raw: str) -> tuple[Upstream, ...]:
 def _with_key(upstream: Upstream, env: Mapping[str, str]) -> Upstream:
     variable = f"LLM_UPSTREAM_{re.sub(r'[^A-Z0-9]', '_', upstream.name.upper())}_API_KEY"
     return dataclasses.replace(upstream, api_key=env.get(variable, "").strip())
+
+
+def _database_url(raw: str) -> str:
+    if urlsplit(raw).scheme not in ("postgresql", "postgres"):
+        raise ValueError("expected a postgresql:// URL")
+    return raw
 
 
 def _model_limits(raw: str) -> tuple[tuple[str, int], ...]:

@@ -108,6 +108,27 @@ class Overloaded(LlmError):
         self.retry_after = retry_after
 
 
+class QuotaExceeded(Overloaded):
+    """The caller is over one of its limits (LLM_CALLERS_FILE); retry when the window
+    frees."""
+
+    code = "quota_exceeded"
+
+
+class LedgerOff(LlmError):
+    """Usage was asked for, but the ledger is off (LLM_LEDGER=false)."""
+
+    code = "ledger_off"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class LedgerUnavailable(LlmError):
+    """The ledger's store did not answer a usage query."""
+
+    code = "ledger_unavailable"
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
 class Unauthenticated(LlmError):
     code = "unauthenticated"
     grpc_code = grpc.StatusCode.UNAUTHENTICATED

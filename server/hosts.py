@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from server import upstreams
+from server.calls import current_call
 from server.config import Settings, without_credentials
 from server.errors import (
     LlmError,
@@ -184,6 +185,9 @@ class OllamaPool:
                     continue
                 raise
             host.up = True
+            call = current_call.get()
+            if call is not None:
+                call.host = host.url
             if loads and model and not host.has_loaded(model):
                 host.loaded[canonical(model)] = {"name": canonical(model)}  # it answered
             return host, result

@@ -236,6 +236,7 @@ class InProcessStub:
         self.Generate = self._unary("Generate", service.Generate)
         self.ShowModel = self._unary("ShowModel", service.ShowModel)
         self.ListRunningModels = self._unary("ListRunningModels", service.ListRunningModels)
+        self.Usage = self._unary("Usage", service.Usage)
         self.ChatStream = self._stream("ChatStream", service.ChatStream)
         self.GenerateStream = self._stream("GenerateStream", service.GenerateStream)
 

@@ -157,7 +157,7 @@ class Metrics:
             registry=r,
         )
 
-    def watch(self, live: _Live) -> None:
+    def watch(self, live: Collector) -> None:
         self.registry.register(live)
 
     def answered(self, model: str) -> None:
@@ -216,3 +216,18 @@ def live_collector(
     lanes: Callable[[], Iterable[tuple[str, int, int, int]]] = lambda: (),
 ) -> _Live:
     return _Live(running, waiting, hosts, retries, limits, lanes)
+
+
+class _Counters(Collector):
+    """Counters kept elsewhere, read at scrape time: (name, help, value)."""
+
+    def __init__(self, read: Callable[[], Iterable[tuple[str, str, float]]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[Metric]:
+        for name, documentation, value in self._read():
+            yield CounterMetricFamily(name, documentation, value=value)
+
+
+def counters(read: Callable[[], Iterable[tuple[str, str, float]]]) -> Collector:
+    return _Counters(read)

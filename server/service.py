@@ -27,6 +27,8 @@ from server.metrics import Metrics
 from server.payloads import chat_payload, embed_payload, generate_payload
 from server.stats import StatsRecorder
 from server.usage.callers import Callers
+from server.usage.ledger import Ledger
+from server.usage.report import usage as usage_report
 from server.validation import model_name
 
 log = logging.getLogger("llm.service")
@@ -75,13 +77,17 @@ class LlmService(pb_grpc.LlmServiceServicer):
         stats: StatsRecorder,
         metrics: Metrics,
         callers: Callers | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._lanes = lanes
         self._health = health
         self._stats = stats
-        self._calls = CallTracker(stats, metrics, settings.timeout, callers or Callers((), ()))
+        self._ledger = ledger
+        self._calls = CallTracker(
+            stats, metrics, settings.timeout, callers or Callers((), ()), ledger
+        )
         self.catalog = Catalog(pool, settings.cache_duration, settings.timeout)
         self._gen = Generations(settings, pool, lanes, self.catalog)
 
@@ -271,6 +277,11 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 for name, lane in self._lanes.all()
             )
             reply.retries = self._pool.retries
+        return reply
+
+    async def Usage(self, request: pb.UsageRequest, context: Context) -> pb.UsageResponse:
+        async with self._calls.track("USAGE", "Usage", context, counted=False) as call:
+            reply = await usage_report(self._ledger, call.caller, request)
         return reply
 
     def _host_status(self) -> list[pb.OllamaHost]:

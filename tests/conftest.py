@@ -26,6 +26,7 @@ from rest_shim.app import create_app
 from rest_shim.http_server import uvicorn_config
 from server.app import LlmServer
 from server.config import Settings
+from tests import postgres
 from tests.realmodel import LlamaServer, ensure
 
 
@@ -37,6 +38,7 @@ def make_settings(ollama_url: str, **overrides: Any) -> Settings:
         connect_timeout=2.0,
         cache_duration=30.0,
         shutdown_grace=5.0,
+        ledger=False,  # tests of the ledger turn it on, with a data_dir of their own
     )
     return replace(base, **overrides)
 
@@ -200,3 +202,17 @@ def llama_tools_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lla
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Postgres]:
+    """A real PostgreSQL server (see tests/postgres.py), one per session."""
+    server = postgres.start()
+    yield server
+    postgres.stop(server)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: postgres.Postgres) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    return postgres_server.database()

@@ -212,6 +212,8 @@ def test_vllm_passes_every_setting_of_the_readme_through_with_its_default() -> N
         default = compose_default(value, name)
         if name == "OLLAMA_BASE_URL":
             assert default == COMPOSE_OLLAMA_URL
+        elif name == "LLM_DATA_DIR":
+            assert default == "/data"  # the image's volume
         elif name in documented:
             assert same_default(default, documented[name]), (name, default, documented[name])
 
@@ -219,7 +221,7 @@ def test_vllm_passes_every_setting_of_the_readme_through_with_its_default() -> N
 def test_compose_defaults_are_the_service_defaults() -> None:
     environment = service(resolved(), "vllm")["environment"]
     settings = Settings.from_env({k: str(v) for k, v in environment.items()})
-    assert settings == replace(Settings(), ollama_base_url=COMPOSE_OLLAMA_URL)
+    assert settings == replace(Settings(), ollama_base_url=COMPOSE_OLLAMA_URL, data_dir="/data")
 
 
 def test_settings_from_the_environment_reach_vllm(fake_probe: Path) -> None:
@@ -378,6 +380,8 @@ def test_env_example_lists_every_variable_with_its_default() -> None:
         assert name in example, name
         if name == "OLLAMA_BASE_URL":
             assert example[name] == COMPOSE_OLLAMA_URL
+        elif name == "LLM_DATA_DIR":
+            assert example[name] == "/data"  # for compose: the image's volume
         else:
             assert same_default(example[name], default), (name, example[name], default)
     used = variables_used(COMPOSE.read_text()) | variables_used(GPU_COMPOSE.read_text())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import tomllib
+from pathlib import Path
 
 import httpx
 from openapi_spec_validator import validate
@@ -110,12 +111,12 @@ def test_every_operation_has_a_unique_operation_id() -> None:
 
 
 async def test_security_in_the_document_is_what_the_routes_ask(
-    make_stack: StackFactory, serve_rest: RestStarter
+    make_stack: StackFactory, serve_rest: RestStarter, tmp_path: Path
 ) -> None:
     document = openapi_document()
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    stack = await make_stack(api_keys=("the-key",))
+    stack = await make_stack(api_keys=("the-key",), ledger=True, data_dir=str(tmp_path))
     url = await serve_rest(stack)
     async with httpx.AsyncClient(base_url=url, timeout=30.0) as client:
         for path, ops in document["paths"].items():

@@ -3,12 +3,24 @@ import datetime
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class UsageGroup(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    USAGE_GROUP_UNSPECIFIED: _ClassVar[UsageGroup]
+    USAGE_GROUP_CALLER: _ClassVar[UsageGroup]
+    USAGE_GROUP_MODEL: _ClassVar[UsageGroup]
+    USAGE_GROUP_DAY: _ClassVar[UsageGroup]
+USAGE_GROUP_UNSPECIFIED: UsageGroup
+USAGE_GROUP_CALLER: UsageGroup
+USAGE_GROUP_MODEL: UsageGroup
+USAGE_GROUP_DAY: UsageGroup
 
 class Tool(_message.Message):
     __slots__ = ("type", "name", "description", "parameters")
@@ -701,3 +713,49 @@ class ListRunningModelsResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[RunningModel]
     timestamp: _timestamp_pb2.Timestamp
     def __init__(self, models: _Optional[_Iterable[_Union[RunningModel, _Mapping]]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class UsageRequest(_message.Message):
+    __slots__ = ("since", "until", "group_by")
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    group_by: _containers.RepeatedScalarFieldContainer[UsageGroup]
+    def __init__(self, since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[UsageGroup, str]]] = ...) -> None: ...
+
+class UsageRow(_message.Message):
+    __slots__ = ("caller", "model", "day", "requests", "prompt_tokens", "response_tokens", "failures", "cancellations", "average_duration_ms")
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CANCELLATIONS_FIELD_NUMBER: _ClassVar[int]
+    AVERAGE_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    caller: str
+    model: str
+    day: str
+    requests: int
+    prompt_tokens: int
+    response_tokens: int
+    failures: int
+    cancellations: int
+    average_duration_ms: float
+    def __init__(self, caller: _Optional[str] = ..., model: _Optional[str] = ..., day: _Optional[str] = ..., requests: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ..., failures: _Optional[int] = ..., cancellations: _Optional[int] = ..., average_duration_ms: _Optional[float] = ...) -> None: ...
+
+class UsageResponse(_message.Message):
+    __slots__ = ("rows", "since", "until", "store", "all_callers")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    ALL_CALLERS_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    store: str
+    all_callers: bool
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store: _Optional[str] = ..., all_callers: _Optional[bool] = ...) -> None: ...

@@ -88,6 +88,11 @@ class LlmServiceStub:
                 request_serializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsRequest.SerializeToString,
                 response_deserializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsResponse.FromString,
                 _registered_method=True)
+        self.Usage = channel.unary_unary(
+                '/llm.v1.LlmService/Usage',
+                request_serializer=llm_dot_v1_dot_llm__service__pb2.UsageRequest.SerializeToString,
+                response_deserializer=llm_dot_v1_dot_llm__service__pb2.UsageResponse.FromString,
+                _registered_method=True)
 
 
 class LlmServiceServicer:
@@ -170,6 +175,14 @@ class LlmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Usage(self, request, context):
+        """Usage sums the usage ledger over a time range, grouped by caller, model and/or
+        day: the caller's own rows, or everyone's for an admin caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LlmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +235,11 @@ def add_LlmServiceServicer_to_server(servicer, server):
                     servicer.ListRunningModels,
                     request_deserializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsRequest.FromString,
                     response_serializer=llm_dot_v1_dot_llm__service__pb2.ListRunningModelsResponse.SerializeToString,
+            ),
+            'Usage': grpc.unary_unary_rpc_method_handler(
+                    servicer.Usage,
+                    request_deserializer=llm_dot_v1_dot_llm__service__pb2.UsageRequest.FromString,
+                    response_serializer=llm_dot_v1_dot_llm__service__pb2.UsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -498,6 +516,33 @@ class LlmService:
             '/llm.v1.LlmService/ListRunningModels',
             llm_dot_v1_dot_llm__service__pb2.ListRunningModelsRequest.SerializeToString,
             llm_dot_v1_dot_llm__service__pb2.ListRunningModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Usage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm.v1.LlmService/Usage',
+            llm_dot_v1_dot_llm__service__pb2.UsageRequest.SerializeToString,
+            llm_dot_v1_dot_llm__service__pb2.UsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,369 @@
+"""Where usage and quota counters live: SQLite (a file under LLM_DATA_DIR, one replica,
+nothing to install) or PostgreSQL (LLM_DATABASE_URL, shared by every replica, so that
+two replicas enforce one limit). One schema and the same operations on both; the
+schema is created, and migrated, at start (``schema_version``).
+
+SQLite runs on one connection in a thread of its own (its calls block); PostgreSQL on
+a few asynchronous connections (psycopg). Quota operations are single statements (or
+one short transaction, under a lock per caller for leases), so concurrent replicas
+cannot both take the last unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+COLUMNS = (
+    "at",
+    "caller",
+    "face",
+    "method",
+    "model",
+    "host",
+    "prompt_tokens",
+    "response_tokens",
+    "duration_ms",
+    "ttft_ms",
+    "outcome",
+    "error_code",
+    "request_id",
+)
+GROUPS = ("caller", "model", "day")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One finished request: no prompt or answer text."""
+
+    at: float  # when it started, Unix seconds
+    caller: str
+    face: str
+    method: str
+    model: str
+    host: str
+    prompt_tokens: int
+    response_tokens: int
+    duration_ms: float
+    ttft_ms: float | None
+    outcome: str
+    error_code: str
+    request_id: str
+
+
+def _schema(serial: str, real: str) -> list[str]:
+    return [
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS usage_rows (
+            id {serial} PRIMARY KEY, at {real} NOT NULL, caller TEXT NOT NULL,
+            face TEXT NOT NULL, method TEXT NOT NULL, model TEXT NOT NULL, host TEXT NOT NULL,
+            prompt_tokens BIGINT NOT NULL, response_tokens BIGINT NOT NULL,
+            duration_ms {real} NOT NULL, ttft_ms {real}, outcome TEXT NOT NULL,
+            error_code TEXT NOT NULL, request_id TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS usage_rows_at ON usage_rows (at)",
+        "CREATE INDEX IF NOT EXISTS usage_rows_caller_at ON usage_rows (caller, at)",
+        """CREATE TABLE IF NOT EXISTS quota_windows (
+            caller TEXT NOT NULL, kind TEXT NOT NULL, start BIGINT NOT NULL,
+            count BIGINT NOT NULL, PRIMARY KEY (caller, kind, start))""",
+        f"""CREATE TABLE IF NOT EXISTS quota_leases (
+            id TEXT PRIMARY KEY, caller TEXT NOT NULL, expires {real} NOT NULL)""",
+    ]
+
+
+class Store(Protocol):
+    name: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def write(self, rows: Sequence[Row]) -> None: ...
+    async def forget(self, before: float) -> int: ...
+    async def usage(
+        self, since: float, until: float, group_by: Sequence[str], caller: str | None
+    ) -> list[dict[str, Any]]: ...
+    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool: ...
+    async def used(self, caller: str, kind: str, start: int) -> int: ...
+    async def add(self, caller: str, kind: str, start: int, amount: int) -> None: ...
+    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool: ...
+    async def release(self, lease_id: str) -> None: ...
+
+
+def _select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> str:
+    keys = [day + " AS day" if g == "day" else g for g in group_by]
+    where = f"at >= {mark} AND at < {mark}" + (f" AND caller = {mark}" if caller else "")
+    return (
+        f"SELECT {', '.join([*keys, ''])}"
+        "COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, "
+        "SUM(response_tokens) AS response_tokens, "
+        "SUM(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END) AS failures, "
+        "SUM(CASE WHEN outcome = 'cancelled' THEN 1 ELSE 0 END) AS cancellations, "
+        "AVG(duration_ms) AS average_duration_ms "
+        f"FROM usage_rows WHERE {where}"
+        + (f" GROUP BY {', '.join(group_by)} ORDER BY {', '.join(group_by)}" if group_by else "")
+    )
+
+
+_TAKE = (
+    "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, 1) "
+    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + 1 "
+    "WHERE quota_windows.count < {m} RETURNING count"
+)
+_ADD = (
+    "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, {m}) "
+    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + {m}"
+)
+_INSERT = f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({{marks}})"
+
+
+class SqliteStore:
+    """A SQLite file (WAL mode), for one replica."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None
+            with self._db:  # one transaction, committed (or rolled back) at the end
+                return work(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def open(self) -> None:
+        def connect() -> None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.isolation_level = "IMMEDIATE"
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+        await self._run(_migrate("INTEGER", "REAL"))
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=True)
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        sql = _INSERT.format(marks=", ".join("?" * len(COLUMNS)))
+        await self._run(lambda db: db.executemany(sql, [astuple(r) for r in rows]))
+
+    async def forget(self, before: float) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            gone = db.execute("DELETE FROM usage_rows WHERE at < ?", (before,)).rowcount
+            _old_windows(lambda q, a: db.execute(q.replace("%s", "?"), a), before)
+            return int(gone)
+
+        return await self._run(work)
+
+    async def usage(
+        self, since: float, until: float, group_by: Sequence[str], caller: str | None
+    ) -> list[dict[str, Any]]:
+        sql = _select(group_by, "date(at, 'unixepoch')", caller, "?")
+        args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
+
+        def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            cursor = db.execute(sql, args)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+        return await self._run(work)
+
+    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
+        sql = _TAKE.format(m="?")
+        return await self._run(
+            lambda db: db.execute(sql, (caller, kind, start, limit)).fetchone() is not None
+        )
+
+    async def used(self, caller: str, kind: str, start: int) -> int:
+        sql = "SELECT count FROM quota_windows WHERE caller = ? AND kind = ? AND start = ?"
+        row = await self._run(lambda db: db.execute(sql, (caller, kind, start)).fetchone())
+        return int(row[0]) if row else 0
+
+    async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
+        sql = _ADD.format(m="?")
+        await self._run(lambda db: db.execute(sql, (caller, kind, start, amount, amount)))
+
+    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM quota_leases WHERE expires < ?", (time.time(),))
+            (held,) = db.execute(
+                "SELECT COUNT(*) FROM quota_leases WHERE caller = ?", (caller,)
+            ).fetchone()
+            if held >= limit:
+                return False
+            db.execute("INSERT INTO quota_leases VALUES (?, ?, ?)", (lease_id, caller, expires))
+            return True
+
+        return await self._run(work)
+
+    async def release(self, lease_id: str) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM quota_leases WHERE id = ?", (lease_id,)))
+
+
+def _migrate(serial: str, real: str) -> Callable[[Any], None]:
+    def work(db: Any) -> None:
+        for statement in _schema(serial, real):
+            db.execute(statement)
+        found = db.execute("SELECT version FROM schema_version").fetchone()
+        if found is None:
+            db.execute(f"INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")
+        elif int(found[0]) > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the usage database has schema {found[0]}, newer than this service's "
+                f"{SCHEMA_VERSION}: run a newer service"
+            )
+
+    return work
+
+
+def _old_windows(execute: Callable[[str, tuple[Any, ...]], Any], before: float) -> None:
+    """Quota windows nobody reads any more: minutes over, days before yesterday."""
+    now = time.time()
+    execute("DELETE FROM quota_windows WHERE kind = %s AND start < %s", ("rpm", int(now // 60) - 2))
+    execute(
+        "DELETE FROM quota_windows WHERE kind = %s AND start < %s",
+        ("tokens", int(now // 86400) - 2),
+    )
+
+
+class PostgresStore:
+    """PostgreSQL, shared by every replica (psycopg, a few async connections)."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str, size: int = 4) -> None:
+        self._url = url
+        self._size = size
+        self._idle: asyncio.Queue[Any] = asyncio.Queue()
+        self._all: list[Any] = []
+
+    async def open(self) -> None:
+        import psycopg  # the SQLite default needs no driver
+
+        for _ in range(self._size):
+            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+            self._all.append(conn)
+            self._idle.put_nowait(conn)
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7340001)")  # one migration at a time
+            cursor = conn.cursor()
+            for statement in _schema("BIGSERIAL", "DOUBLE PRECISION"):
+                await cursor.execute(statement)
+            await cursor.execute("SELECT version FROM schema_version")
+            found = await cursor.fetchone()
+            if found is None:
+                await cursor.execute(
+                    "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
+                )
+            elif int(found[0]) > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"the usage database has schema {found[0]}, newer than {SCHEMA_VERSION}"
+                )
+
+    def _conn(self) -> Any:
+        store = self
+
+        class Borrowed:
+            async def __aenter__(self) -> Any:
+                self.conn = await store._idle.get()
+                return self.conn
+
+            async def __aexit__(self, *exc: object) -> None:
+                store._idle.put_nowait(self.conn)
+
+        return Borrowed()
+
+    async def close(self) -> None:
+        for conn in self._all:
+            await conn.close()
+
+    async def write(self, rows: Sequence[Row]) -> None:
+        sql = _INSERT.format(marks=", ".join(["%s"] * len(COLUMNS)))
+        async with self._conn() as conn, conn.transaction():
+            await conn.cursor().executemany(sql, [astuple(r) for r in rows])
+
+    async def forget(self, before: float) -> int:
+        async with self._conn() as conn:
+            cursor = await conn.execute("DELETE FROM usage_rows WHERE at < %s", (before,))
+            gone = cursor.rowcount
+            for statement, args in _deletes():
+                await conn.execute(statement, args)
+        return int(gone)
+
+    async def usage(
+        self, since: float, until: float, group_by: Sequence[str], caller: str | None
+    ) -> list[dict[str, Any]]:
+        day = "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        sql = _select(group_by, day, caller, "%s")
+        args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
+        async with self._conn() as conn:
+            cursor = await conn.execute(sql, args)
+            names = [d.name for d in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+
+    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
+        async with self._conn() as conn:
+            cursor = await conn.execute(_TAKE.format(m="%s"), (caller, kind, start, limit))
+            return await cursor.fetchone() is not None
+
+    async def used(self, caller: str, kind: str, start: int) -> int:
+        async with self._conn() as conn:
+            cursor = await conn.execute(
+                "SELECT count FROM quota_windows WHERE caller = %s AND kind = %s AND start = %s",
+                (caller, kind, start),
+            )
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
+        async with self._conn() as conn:
+            await conn.execute(_ADD.format(m="%s"), (caller, kind, start, amount, amount))
+
+    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (caller,))
+            await conn.execute("DELETE FROM quota_leases WHERE expires < %s", (time.time(),))
+            cursor = await conn.execute(
+                "SELECT COUNT(*) FROM quota_leases WHERE caller = %s", (caller,)
+            )
+            (held,) = await cursor.fetchone() or (0,)
+            if held >= limit:
+                return False
+            await conn.execute(
+                "INSERT INTO quota_leases VALUES (%s, %s, %s)", (lease_id, caller, expires)
+            )
+            return True
+
+    async def release(self, lease_id: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute("DELETE FROM quota_leases WHERE id = %s", (lease_id,))
+
+
+def _deletes() -> Iterable[tuple[str, tuple[Any, ...]]]:
+    found: list[tuple[str, tuple[Any, ...]]] = []
+    _old_windows(lambda q, a: found.append((q, a)), 0.0)
+    return found
+
+
+def open_store(database_url: str, data_dir: str) -> Store:
+    """PostgreSQL when LLM_DATABASE_URL says so, else SQLite under LLM_DATA_DIR."""
+    if database_url:
+        return PostgresStore(database_url)
+    return SqliteStore(Path(data_dir) / "llm-usage.sqlite3")
