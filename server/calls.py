@@ -26,6 +26,7 @@ from server.errors import (
     OllamaTimeout,
     Overloaded,
 )
+from server.history import upstream_host
 from server.logs import REQUEST_ID_HEADER, new_request_id, request_id
 from server.metrics import Metrics
 from server.stats import Outcome, RequestRecord, StatsRecorder
@@ -85,6 +86,7 @@ class CallTracker:
         call = Call(category, method, time.perf_counter(), self.deadline(context))
         call.request_id = _request_id(context)
         token = request_id.set(call.request_id)
+        upstream_host.set("")  # the pool names the host this call goes to
         try:
             yield call
         except LlmError as exc:
@@ -155,6 +157,9 @@ class CallTracker:
                 stream=call.stream,
                 time_to_first_token_ms=call.time_to_first_token_ms,
                 tokens_per_second=call.tokens_per_second,
+                request_id=call.request_id,
+                host=upstream_host.get(),
+                status=status,
             )
             self._stats.record(record)
             self._metrics.observe(record, status)

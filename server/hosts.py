@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from server.config import without_credentials
 from server.errors import LlmError, OllamaBusy, OllamaConnectFailed, OllamaUnavailable
+from server.history import upstream_host
 from server.ollama_client import JsonObject, OllamaClient
 
 T = TypeVar("T")
@@ -121,6 +122,7 @@ class OllamaPool:
                 self.retries += 1
             host.in_flight += 1
             host.requests += 1
+            upstream_host.set(host.url)
             try:
                 result = await work(host.client)
             except BaseException as exc:

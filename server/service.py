@@ -24,6 +24,7 @@ from server.catalog import Catalog
 from server.config import Settings
 from server.errors import LlmError, OllamaError, OllamaTimeout, ReasoningExhausted
 from server.health import OllamaHealthServicer, has_model
+from server.history import host_models
 from server.hosts import OllamaPool
 from server.limiter import GenerationLimiter
 from server.metrics import Metrics
@@ -315,6 +316,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
             reply.running_generations = self._limiter.running
             reply.queued_generations = self._limiter.queued
             reply.retries = self._pool.retries
+            reply.host_models.extend(host_models(self._health.monitor.last))
         return reply
 
     def _host_status(self) -> list[pb.OllamaHost]:

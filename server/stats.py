@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from generated.llm.v1 import llm_service_pb2 as pb
+from server.history import History
 
 WINDOW = 2048
 MAX_MODELS = 64
@@ -40,6 +41,10 @@ class RequestRecord:
     stream: bool = False
     time_to_first_token_ms: float | None = None
     tokens_per_second: float | None = None
+    # for the recent failures (server.history): never the prompt or the error's text
+    request_id: str = ""
+    host: str = ""
+    status: str = ""
 
 
 @dataclass
@@ -119,6 +124,7 @@ class StatsRecorder:
         self._started = time.monotonic()
         self._last_request: datetime | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.history = History()
 
     def record(self, r: RequestRecord) -> None:
         self._last_request = datetime.now(UTC)
@@ -127,6 +133,7 @@ class StatsRecorder:
         model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
         self._models.setdefault(model or OTHER_MODEL, _Bucket()).add(r)
         self._methods.setdefault(r.method, _Bucket()).add(r)
+        self.history.record(r)
 
     def _wake(self) -> None:
         waiting = []
@@ -158,4 +165,5 @@ class StatsRecorder:
         if self._last_request is not None:
             response.last_request_time.FromDatetime(self._last_request)
         response.timestamp.GetCurrentTime()
+        self.history.fill(response)
         return response
