@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up everything (a virtualenv in .venv, or VENV) and runs every check:
+# Sets up everything (a virtualenv in .venv, or VENV; Debian's chromium when missing) and
+# runs every check:
 # generated/ matches protos/, buf lint, buf breaking (scripts/buf_breaking.sh), ruff,
 # mypy --strict, then the tests.
 #
@@ -16,6 +17,16 @@ venv=$(cd "$venv" && pwd)
 UV_PROJECT_ENVIRONMENT="$venv" UV_PYTHON_DOWNLOADS=never UV_SYSTEM_CERTS=${UV_SYSTEM_CERTS:-1} \
   "$venv/bin/uv" sync --quiet --locked --extra dev
 export PATH="$venv/bin:$PATH"
+
+# The console's browser tests (tests/test_console.py) drive Debian's chromium through
+# Playwright (which never downloads a browser of its own here); CHROMIUM names another.
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  echo "== chromium (Debian's package)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 echo "== generated/ is up to date with protos/"
 before=$(mktemp -d)
