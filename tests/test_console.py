@@ -203,6 +203,7 @@ async def test_a_host_taken_down_turns_red_within_one_refresh(
     within = console.refresh_ms + 2000
     await expect(gone).to_have_class(re.compile(r"\bdown\b"), timeout=within)
     await expect(gone.locator(".pill")).to_have_text("down")
+    await expect(gone).to_contain_text("last error")
     await expect(gone).to_have_css("border-left-color", "rgb(185, 28, 28)")
     still = page.locator(f'article.host[data-url="{emulator.url}"]')
     await expect(still.locator(".pill")).to_have_text("up")

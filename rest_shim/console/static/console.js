@@ -167,7 +167,8 @@
       ["in flight", count(host.in_flight)],
       ["requests", `${count(host.requests)} (${count(host.failures)} failed)`],
     ];
-    if (host.last_error) facts.push(["last error", host.last_error]);
+    // why it is down (an up host's last error is a request's, e.g. an unknown model)
+    if (down && host.last_error) facts.push(["last error", host.last_error]);
     const models = (host.models || []).map((name) =>
       el("span", { class: loaded.has(name) ? "chip loaded" : "chip", title: name }, name),
     );
