@@ -9,6 +9,7 @@ history and recent failures that Stats now carries for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
@@ -211,6 +212,50 @@ async def test_a_host_taken_down_turns_red_within_one_refresh(
     assert console.errors == []
 
 
+async def test_generations_running_and_queued_show_as_they_happen(
+    browser: BrowserContext,
+    emulator: Emulator,
+    make_stack: StackFactory,
+    start_local_shim: LocalShimStarter,
+) -> None:
+    emulator.faults.token_delay = 0.05
+    emulator.faults.answer_tokens = 600  # half a minute: longer than the test looks
+    stack = await make_stack(max_concurrent=1)
+    url = await start_local_shim(stack.server)
+    console = await open_console(browser, url)
+    lane = console.page.locator('#lanes tr[data-lane="all"]')
+    await expect(lane.locator(".running")).to_have_text("0")
+    within = console.refresh_ms + 2000
+    async with (
+        httpx.AsyncClient(base_url=url, timeout=60.0) as client,
+        client.stream(
+            "POST", "/chat/stream", json={"message": "long", "model": "llama3.2"}
+        ) as streaming,
+    ):
+        assert streaming.status_code == 200
+        chunks = streaming.aiter_bytes()  # kept: dropping it would close the stream
+        await anext(chunks)
+        waiting = asyncio.create_task(
+            client.post("/chat", json={"message": "next", "model": "llama3.2"})
+        )
+        await asyncio.wait_for(stack.server.limiter.wait_until_queued(1), 10)
+        await expect(lane.locator(".running")).to_have_text("1", timeout=within)
+        await expect(lane.locator(".queued")).to_have_text("1", timeout=within)
+        # the model it loaded shows as loaded at the same refresh, on the hosts and models
+        host = console.page.locator("article.host ul.loaded")
+        await expect(host).to_contain_text("llama3.2:latest")
+        model = console.page.locator('#models-table tr[data-model="llama3.2:latest"]')
+        await expect(model).to_contain_text(emulator.url)
+        await console.screenshot("queue-1280x800")
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+    # both callers left: the slot and the queue are free again
+    await expect(lane.locator(".running")).to_have_text("0", timeout=within)
+    await expect(lane.locator(".queued")).to_have_text("0", timeout=within)
+    assert console.errors == []
+
+
 async def _watch_answer(page: Page) -> None:
     """Records every distinct text the answer shows, as it changes."""
     await page.evaluate(
@@ -249,8 +294,8 @@ async def test_playground_streams_an_answer_token_by_token_with_the_reasoning_ap
     await expect(page.locator("#pg-error")).to_be_hidden()
     seen: list[str] = await page.evaluate("window.seenAnswers")
     final = answer_text(prompt, structured=False)
-    # one growing text per token, never the whole answer at once
-    assert len(seen) >= len(final.split()) - 1, seen
+    # a growing text, token after token (a few may come in one read), never all at once
+    assert len(seen) >= max(3, len(final.split()) // 2), seen
     assert seen[-1] == final
     assert all(b.startswith(a) and len(b) > len(a) for a, b in itertools.pairwise(seen))
     await console.screenshot("playground-1280x800")

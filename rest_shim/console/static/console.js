@@ -344,12 +344,33 @@
   const defaults = { chat: "", embedding: "" };
   const embeddingModels = new Set();
 
+  // What is loaded where comes from the latest overview (every refresh), the rest of
+  // a model's row from the latest models answer (every few refreshes).
+  let lastModels = null;
+  let loadedNow = null; // model name -> [{host, size_vram, ...}]
+
+  function loadedFrom(hosts) {
+    const loaded = new Map();
+    for (const host of hosts) {
+      for (const m of host.loaded) loaded.set(m.name, [...(loaded.get(m.name) || []), m]);
+    }
+    return loaded;
+  }
+
   function renderModels(data) {
+    lastModels = data;
+    renderModelRows();
+  }
+
+  function renderModelRows() {
+    const data = lastModels;
+    if (!data) return;
     const rows = data.models.map((m) => {
       const caps = m.capabilities === null ? [el("span", { class: "muted", text: "not known" })]
         : m.capabilities.map((c) => el("span", { class: "chip", text: c }));
-      const loaded = m.loaded.length
-        ? m.loaded.map((x) => el("div", { text: `${x.host}: ${bytes(x.size_vram)} VRAM` }))
+      const where = loadedNow ? loadedNow.get(m.name) || [] : m.loaded;
+      const loaded = where.length
+        ? where.map((x) => el("div", { text: `${x.host}: ${bytes(x.size_vram)} VRAM` }))
         : [el("span", { class: "muted", text: "not loaded" })];
       const today = m.today;
       return el(
@@ -406,6 +427,8 @@
       const data = await response.json();
       renderService(data);
       renderHosts(data.hosts);
+      loadedNow = data.errors && data.errors.running ? null : loadedFrom(data.hosts);
+      renderModelRows();
       renderLanes(data.lanes);
       renderHistory(data);
       renderFailures(data.failures);
