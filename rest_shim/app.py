@@ -20,6 +20,7 @@ from starlette.routing import Route
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from rest_shim import routes
 from rest_shim.backend import Backend
+from rest_shim.console import console_routes
 from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
 from rest_shim.fastjson import JSONResponse
 from rest_shim.middleware import HttpMetrics, RequestContext
@@ -160,6 +161,7 @@ def _routes(metrics_route: Endpoint) -> list[Route]:
         Route("/metrics", metrics_route, methods=["GET"]),
         *openai_routes(),
         *ollama_routes(),
+        *console_routes(),
     ]
 
 

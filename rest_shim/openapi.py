@@ -15,6 +15,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from starlette.responses import HTMLResponse
 
 from generated.llm.v1 import llm_service_pb2 as pb
+from rest_shim.console.openapi import console_paths, console_schemas
 from rest_shim.ollama.openapi import ollama_paths, ollama_schemas
 from rest_shim.openai_openapi import openai_paths, openai_schemas
 from rest_shim.usage import usage_openapi
@@ -319,6 +320,7 @@ def openapi_document() -> dict[str, Any]:
             "/docs": {"get": _text("docsPage", "This document as a page", "text/html")},
             **openai_paths(SECURED),
             **ollama_paths(SECURED),
+            **console_paths(SECURED),
         },
         "components": {
             "schemas": {
@@ -326,6 +328,7 @@ def openapi_document() -> dict[str, Any]:
                 **usage_schemas,
                 **openai_schemas(),
                 **ollama_schemas(),
+                **console_schemas(message_schema),
             },
             "securitySchemes": SECURITY_SCHEMES,
         },

@@ -38,6 +38,7 @@ ENDPOINTS = {
     "openai_chat_completions": "/v1/chat/completions",
     "openai_models": "/v1/models",
     "openai_embeddings": "/v1/embeddings",
+    "console": "/console",
 }
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up everything (a virtualenv in .venv, or VENV) and runs every check:
+# Sets up everything (a virtualenv in .venv, or VENV; Debian's chromium when missing) and
+# runs every check:
 # generated/ matches protos/, buf lint, buf breaking (scripts/buf_breaking.sh), ruff,
 # mypy --strict, PostgreSQL (installed when missing), the real model (llama-server built
 # once and cached, see tests/realmodel.py), then the tests.
@@ -25,6 +26,16 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v in
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+fi
+
+# The console's browser tests (tests/test_console.py) drive Debian's chromium through
+# Playwright (which never downloads a browser of its own here); CHROMIUM names another.
+if [ -z "${CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+  echo "== chromium (Debian's package)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 echo "== generated/ is up to date with protos/"

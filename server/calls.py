@@ -193,6 +193,9 @@ class CallTracker:
                 tokens_per_second=call.tokens_per_second,
                 fallback_from=self._metrics.label(call.fallback_from) if call.fallback_from else "",
                 caller=call.caller.name,
+                request_id=call.request_id,
+                host=call.host,
+                status=status,
             )
             self._stats.record(record)
             self._metrics.observe(record, status)

@@ -169,9 +169,12 @@ class OllamaPool:
         """The failover loop: the first host whose ``work`` succeeds, and its result.
         That host's ``in_flight`` stays counted; the caller ends it."""
         errors: list[LlmError] = []
+        call = current_call.get()
         for i, host in enumerate(self.candidates(model)):
             if i:
                 self.retries += 1
+            if call is not None:
+                call.host = host.url  # the host the request went to last
             host.in_flight += 1
             host.requests += 1
             try:
@@ -185,9 +188,6 @@ class OllamaPool:
                     continue
                 raise
             host.up = True
-            call = current_call.get()
-            if call is not None:
-                call.host = host.url
             if loads and model and not host.has_loaded(model):
                 host.loaded[canonical(model)] = {"name": canonical(model)}  # it answered
             return host, result

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from generated.llm.v1 import llm_service_pb2 as pb
+from server.history import History
 
 WINDOW = 2048
 MAX_MODELS = 64
@@ -43,6 +44,10 @@ class RequestRecord:
     # The model asked for, when a fallback (model) answered instead.
     fallback_from: str = ""
     caller: str = "anonymous"
+    # for the recent failures (server.history): never the prompt or the error's text
+    request_id: str = ""
+    host: str = ""
+    status: str = ""
 
 
 @dataclass
@@ -126,6 +131,7 @@ class StatsRecorder:
         self._started = time.monotonic()
         self._last_request: datetime | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.history = History()
 
     def record(self, r: RequestRecord) -> None:
         self._last_request = datetime.now(UTC)
@@ -135,6 +141,7 @@ class StatsRecorder:
         self._models.setdefault(model or OTHER_MODEL, _Bucket()).add(r)
         self._methods.setdefault(r.method, _Bucket()).add(r)
         self._callers.setdefault(r.caller, _Bucket()).add(r)  # configured names only
+        self.history.record(r)
 
     def _wake(self) -> None:
         waiting = []
@@ -167,4 +174,5 @@ class StatsRecorder:
         if self._last_request is not None:
             response.last_request_time.FromDatetime(self._last_request)
         response.timestamp.GetCurrentTime()
+        self.history.fill(response)
         return response

@@ -796,11 +796,29 @@ def test_the_image_command_serves_from_the_built_wheel_and_stops_on_sigterm(
     try:
         _wait_until_serving(proc, rest_port, START_DEADLINE, log)
         _check_grpc_health(grpc_port)
+        _check_console(rest_port, site)
         _stop_and_check(proc, signal.SIGTERM, log)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _check_console(rest_port: int, site: Path) -> None:
+    """The operator console's files come from the wheel (package data), not the sources."""
+    static = site / "rest_shim" / "console" / "static"
+    base = f"http://127.0.0.1:{rest_port}"
+    for path, name in (
+        ("/console", "index.html"),
+        ("/console/console.js", "console.js"),
+        ("/console/console.css", "console.css"),
+    ):
+        reply = httpx.get(base + path, timeout=10.0)
+        assert reply.status_code == 200, (path, reply.text)
+        assert reply.content == (static / name).read_bytes(), path
+    overview = httpx.get(f"{base}/console/api/overview", timeout=10.0)
+    assert overview.status_code == 200, overview.text
+    assert overview.json()["service"]["status"] == "healthy"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])

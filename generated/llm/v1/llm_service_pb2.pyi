@@ -480,7 +480,7 @@ class LaneStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ..., running: _Optional[int] = ..., queued: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp", "hosts", "running_generations", "queued_generations", "retries", "lanes", "per_caller")
+    __slots__ = ("totals", "per_model", "per_method", "last_request_time", "started_at", "uptime_seconds", "configuration", "timestamp", "hosts", "running_generations", "queued_generations", "retries", "lanes", "per_caller", "history", "recent_failures", "models_today", "today_since")
     class PerModelEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -516,6 +516,10 @@ class StatsResponse(_message.Message):
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     LANES_FIELD_NUMBER: _ClassVar[int]
     PER_CALLER_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    MODELS_TODAY_FIELD_NUMBER: _ClassVar[int]
+    TODAY_SINCE_FIELD_NUMBER: _ClassVar[int]
     totals: Counters
     per_model: _containers.MessageMap[str, Counters]
     per_method: _containers.MessageMap[str, Counters]
@@ -530,7 +534,65 @@ class StatsResponse(_message.Message):
     retries: int
     lanes: _containers.RepeatedCompositeFieldContainer[LaneStatus]
     per_caller: _containers.MessageMap[str, Counters]
-    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStatus, _Mapping]]] = ..., per_caller: _Optional[_Mapping[str, Counters]] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[HistoryBucket]
+    recent_failures: _containers.RepeatedCompositeFieldContainer[RecentFailure]
+    models_today: _containers.RepeatedCompositeFieldContainer[HistoryModelDay]
+    today_since: _timestamp_pb2.Timestamp
+    def __init__(self, totals: _Optional[_Union[Counters, _Mapping]] = ..., per_model: _Optional[_Mapping[str, Counters]] = ..., per_method: _Optional[_Mapping[str, Counters]] = ..., last_request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., uptime_seconds: _Optional[float] = ..., configuration: _Optional[_Union[Configuration, _Mapping]] = ..., timestamp: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., hosts: _Optional[_Iterable[_Union[OllamaHost, _Mapping]]] = ..., running_generations: _Optional[int] = ..., queued_generations: _Optional[int] = ..., retries: _Optional[int] = ..., lanes: _Optional[_Iterable[_Union[LaneStatus, _Mapping]]] = ..., per_caller: _Optional[_Mapping[str, Counters]] = ..., history: _Optional[_Iterable[_Union[HistoryBucket, _Mapping]]] = ..., recent_failures: _Optional[_Iterable[_Union[RecentFailure, _Mapping]]] = ..., models_today: _Optional[_Iterable[_Union[HistoryModelDay, _Mapping]]] = ..., today_since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class HistoryBucket(_message.Message):
+    __slots__ = ("start", "seconds", "elapsed_seconds", "requests", "failures", "cancelled", "p50_latency_ms", "p95_latency_ms")
+    START_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ELAPSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    P50_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    P95_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    seconds: float
+    elapsed_seconds: float
+    requests: int
+    failures: int
+    cancelled: int
+    p50_latency_ms: float
+    p95_latency_ms: float
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seconds: _Optional[float] = ..., elapsed_seconds: _Optional[float] = ..., requests: _Optional[int] = ..., failures: _Optional[int] = ..., cancelled: _Optional[int] = ..., p50_latency_ms: _Optional[float] = ..., p95_latency_ms: _Optional[float] = ...) -> None: ...
+
+class RecentFailure(_message.Message):
+    __slots__ = ("time", "request_id", "method", "model", "code", "status", "host", "duration_ms")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    request_id: str
+    method: str
+    model: str
+    code: str
+    status: str
+    host: str
+    duration_ms: float
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., request_id: _Optional[str] = ..., method: _Optional[str] = ..., model: _Optional[str] = ..., code: _Optional[str] = ..., status: _Optional[str] = ..., host: _Optional[str] = ..., duration_ms: _Optional[float] = ...) -> None: ...
+
+class HistoryModelDay(_message.Message):
+    __slots__ = ("model", "requests", "failures", "prompt_tokens", "response_tokens")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    requests: int
+    failures: int
+    prompt_tokens: int
+    response_tokens: int
+    def __init__(self, model: _Optional[str] = ..., requests: _Optional[int] = ..., failures: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., response_tokens: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("prompt", "model", "system", "suffix", "template", "raw", "images", "format", "max_tokens", "temperature", "top_p", "stop", "seed", "options", "think", "keep_alive", "context", "logprobs", "top_logprobs", "model_defaults", "max_tokens_include_reasoning")
