@@ -19,12 +19,11 @@ from server.health import OllamaHealthServicer, OllamaMonitor
 from server.hosts import OllamaPool
 from server.inprocess import InProcessStub
 from server.lanes import Lanes
-from server.metrics import Metrics, counters, live_collector
+from server.metrics import Metrics, live_collector
 from server.service import LlmService
 from server.stats import StatsRecorder
+from server.usage.accounting import Accounting
 from server.usage.callers import Callers
-from server.usage.ledger import Ledger
-from server.usage.store import open_store
 from server.warmup import Warmer
 
 log = logging.getLogger("llm.server")
@@ -59,28 +58,9 @@ class LlmServer:
             )
         )
         self.callers = Callers(settings.callers, settings.api_keys)
-        self.ledger = (
-            Ledger(
-                open_store(settings.database_url, settings.data_dir),
-                settings.ledger_retention_days,
-            )
-            if settings.ledger
-            else None
-        )
-        if self.ledger is not None:
-            ledger = self.ledger
-            self.metrics.watch(
-                counters(
-                    lambda: [
-                        ("llm_ledger_rows_written", "Ledger rows written.", ledger.written),
-                        (
-                            "llm_ledger_dropped_rows",
-                            "Ledger rows dropped (queue full or the store failing).",
-                            ledger.dropped,
-                        ),
-                    ]
-                )
-            )
+        self.accounting = Accounting(settings, self.callers)
+        self.ledger = self.accounting.ledger
+        self.metrics.watch(self.accounting.collector())
         self.service = LlmService(
             settings,
             self.pool,
@@ -90,6 +70,7 @@ class LlmServer:
             self.metrics,
             self.callers,
             self.ledger,
+            self.accounting.quotas,
         )
         keys = KeyChecker(digests=self.callers.digests())
         # The REST face's stub when it runs in this process (python -m server --with-rest).
@@ -117,8 +98,7 @@ class LlmServer:
 
     async def start(self, host: str | None = None, port: int | None = None) -> int:
         """Bind and start serving; returns the bound port (useful with port 0)."""
-        if self.ledger is not None:  # its schema is created (or migrated) before serving
-            await self.ledger.start()
+        await self.accounting.start()  # the schema is created (or migrated) before serving
         pb_grpc.add_LlmServiceServicer_to_server(self.service, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         services = (
@@ -154,8 +134,7 @@ class LlmServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await stopping
-        if self.ledger is not None:
-            await self.ledger.aclose()
+        await self.accounting.aclose()
         await self.warmer.aclose()
         await self.monitor.aclose()
         await self.pool.aclose()

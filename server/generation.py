@@ -7,7 +7,10 @@ this module does the work in between.
   out, Ollama's error), the next model of its chain answers; the answer names the model
   that answered and the one it fell back from. Once a token was sent, nothing is tried
   again. Bad requests never fall back.
-* **Lanes** (``server.lanes``): the slot is taken in the lane of the model that runs.
+* **Quotas** (``server.usage.quotas``): the caller's limits hold for the whole request,
+  fallbacks included.
+* **Lanes** (``server.lanes``): the slot is taken in the lane of the model that runs,
+  queued by the caller's priority and in turn with other callers.
 * **Reasoning budget**: max_tokens bounds the answer; a model with Ollama's ``thinking``
   capability gets LLM_REASONING_BUDGET more tokens (Ollama's num_predict counts both),
   and reasoning that uses everything up fails as ``reasoning_exhausted``.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -40,8 +44,10 @@ from server.errors import (
 )
 from server.hosts import OllamaPool
 from server.lanes import Lanes
+from server.limiter import GenerationLimiter
 from server.names import canonical
 from server.ollama_client import OllamaClient
+from server.usage.quotas import Quotas
 
 log = logging.getLogger("llm.generation")
 
@@ -62,8 +68,16 @@ FALLS_BACK = (
 
 
 class Generations:
-    def __init__(self, settings: Settings, pool: OllamaPool, lanes: Lanes, catalog: Catalog):
+    def __init__(
+        self,
+        settings: Settings,
+        pool: OllamaPool,
+        lanes: Lanes,
+        catalog: Catalog,
+        quotas: Quotas | None = None,
+    ):
         self._settings = settings
+        self._quotas = quotas or Quotas(None, settings.timeout)
         self._pool = pool
         self._lanes = lanes
         self._catalog = catalog
@@ -82,6 +96,12 @@ class Generations:
             raise PermissionDenied(
                 f"caller '{call.caller.name}' may not use model '{requested}'"
             )
+        async with self._quotas.admitted(call):
+            return await self._chain(call, requested, attempt)
+
+    async def _chain(
+        self, call: Call, requested: str, attempt: Callable[[str], Awaitable[T]]
+    ) -> T:
         chain = [m for m in self.chain(requested) if call.caller.allows(m)]
         for i, model in enumerate(chain):
             call.model, call.reasoning = model, False
@@ -133,7 +153,7 @@ class Generations:
     ) -> JsonObject:
         """One whole answer from Ollama, in the model's lane and within the call's time."""
         lane = self._lanes.for_model(call.model)
-        async with lane.slot(call.remaining()), asyncio.timeout(call.remaining()):
+        async with _slot(lane, call), asyncio.timeout(call.remaining()):
             return await self._pool.call(work, call.model, loads=True)
 
     async def relay(
@@ -148,7 +168,7 @@ class Generations:
         """Relays Ollama's chunks, in the model's lane. Until the first token arrives
         the first-token timeout (model load included) applies; after it, the overall
         timeout, which also bounds the time spent waiting for a slow reader."""
-        async with self._lanes.for_model(call.model).slot(call.remaining()):
+        async with _slot(self._lanes.for_model(call.model), call):
             await self._relay(path, payload, call, context, event, final)
 
     async def _relay(
@@ -219,3 +239,8 @@ async def _write(context: Context, message: Message) -> None:
         if context.done():
             raise asyncio.CancelledError("the caller ended the call during a write") from exc
         raise
+
+
+def _slot(lane: GenerationLimiter, call: Call) -> AbstractAsyncContextManager[None]:
+    """The lane's slot, queued by the caller's priority and in turn with other callers."""
+    return lane.slot(call.remaining(), call.caller.name, call.caller.priority)

@@ -5,12 +5,17 @@ work itself: at most ``max_concurrent`` generations run, at most ``max_queue`` w
 each for at most ``queue_timeout`` seconds (or its own deadline, if sooner). Refusals
 are ``Overloaded`` (RESOURCE_EXHAUSTED / HTTP 429) with a retry-after hint. A stream
 holds its slot until it ends. Health and model listing never pass through here.
+
+A freed slot goes to a waiting ``interactive`` caller before any ``batch`` one; within
+a priority, callers take turns (round-robin by caller, each caller's own requests in
+order), so one caller with hundreds queued cannot starve another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,7 +28,13 @@ class GenerationLimiter:
         self.max_queue = max_queue
         self.queue_timeout = queue_timeout
         self._free = max_concurrent
-        self._waiters: list[asyncio.Future[None]] = []
+        # priority -> caller -> that caller's waiters, oldest first; a dict's order is
+        # the callers' turn order (a caller served goes to the back).
+        self._queues: dict[str, dict[str, deque[asyncio.Future[None]]]] = {
+            "interactive": {},
+            "batch": {},
+        }
+        self._queued = 0
         self._watchers: list[tuple[int, asyncio.Future[None]]] = []
 
     @property
@@ -32,33 +43,37 @@ class GenerationLimiter:
 
     @property
     def queued(self) -> int:
-        return len(self._waiters)
+        return self._queued
 
     def _retry_after(self) -> float:
         return float(max(1, math.ceil(self.queue_timeout / 2)))
 
     @asynccontextmanager
-    async def slot(self, deadline: float) -> AsyncIterator[None]:
+    async def slot(
+        self, deadline: float, caller: str = "anonymous", priority: str = "interactive"
+    ) -> AsyncIterator[None]:
         """Holds one generation slot for the block; waits at most
         ``min(queue_timeout, deadline)`` seconds for it."""
-        if self._free > 0 and not self._waiters:
+        if self._free > 0 and not self._queued:
             self._free -= 1
         else:
-            await self._wait(min(self.queue_timeout, deadline))
+            await self._wait(min(self.queue_timeout, deadline), caller, priority)
         try:
             yield
         finally:
             self._release()
 
-    async def _wait(self, timeout: float) -> None:
-        if len(self._waiters) >= self.max_queue:
+    async def _wait(self, timeout: float, caller: str, priority: str) -> None:
+        if self._queued >= self.max_queue:
             raise Overloaded(
                 f"too many requests: {self.max_concurrent} generating and "
                 f"{self.max_queue} queued; retry later",
                 retry_after=self._retry_after(),
             )
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        line = self._queues[priority].setdefault(caller, deque())
+        line.append(waiter)
+        self._queued += 1
         self._notify()
         try:
             async with asyncio.timeout(timeout):
@@ -76,8 +91,7 @@ class GenerationLimiter:
                 self._release()  # the slot was handed over just as the caller left
             raise
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            self._forget(waiter, caller, priority)  # still in line unless handed a slot
 
     async def wait_until_queued(self, count: int) -> None:
         """Returns once ``count`` requests wait for a slot (for operators' tooling and
@@ -97,11 +111,27 @@ class GenerationLimiter:
                 still.append((count, future))
         self._watchers = still
 
+    def _forget(self, waiter: asyncio.Future[None], caller: str, priority: str) -> None:
+        """Takes a waiter that gave up (timed out, cancelled) out of its caller's line."""
+        line = self._queues[priority].get(caller)
+        if line is not None and waiter in line:
+            line.remove(waiter)
+            self._queued -= 1
+            if not line:
+                del self._queues[priority][caller]
+
     def _release(self) -> None:
-        """Hands the slot to the oldest waiter still waiting, or frees it."""
-        while self._waiters:
-            waiter = self._waiters.pop(0)
-            if not waiter.done():
-                waiter.set_result(None)
-                return
+        """Hands the slot to the next waiter (interactive first, callers in turn), or
+        frees it."""
+        for callers in self._queues.values():
+            while callers:
+                caller = next(iter(callers))
+                line = callers.pop(caller)
+                waiter = line.popleft()
+                self._queued -= 1
+                if line:
+                    callers[caller] = line  # the back of the turn order
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
         self._free += 1

@@ -28,6 +28,7 @@ from server.payloads import chat_payload, embed_payload, generate_payload
 from server.stats import StatsRecorder
 from server.usage.callers import Callers
 from server.usage.ledger import Ledger
+from server.usage.quotas import Quotas
 from server.usage.report import usage as usage_report
 from server.validation import model_name
 
@@ -78,6 +79,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
         metrics: Metrics,
         callers: Callers | None = None,
         ledger: Ledger | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
         self._settings = settings
         self._pool = pool
@@ -89,7 +91,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
             stats, metrics, settings.timeout, callers or Callers((), ()), ledger
         )
         self.catalog = Catalog(pool, settings.cache_duration, settings.timeout)
-        self._gen = Generations(settings, pool, lanes, self.catalog)
+        self._gen = Generations(settings, pool, lanes, self.catalog, quotas)
 
     async def Chat(self, request: pb.ChatRequest, context: Context) -> pb.ChatResponse:
         async with self._calls.track("CHAT", "Chat", context) as call:

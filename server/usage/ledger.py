@@ -36,7 +36,7 @@ class Ledger:
         self._idle.set()
 
     async def start(self) -> None:
-        await self.store.open()
+        """Starts writing (the store is open)."""
         self._tasks = [
             asyncio.create_task(self._write_forever(), name="ledger-writer"),
             asyncio.create_task(self._forget_forever(), name="ledger-retention"),
@@ -92,9 +92,9 @@ class Ledger:
             await asyncio.sleep(RETENTION_EVERY)
 
     async def aclose(self, grace: float = 5.0) -> None:
-        """Writes what is queued (for at most ``grace`` seconds), then stops."""
+        """Writes what is queued (for at most ``grace`` seconds), then stops; the store
+        stays open."""
         await self.flushed(grace)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.store.close()
