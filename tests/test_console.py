@@ -126,14 +126,21 @@ async def two_hosts(
     second_emulator: Emulator,
     make_stack: StackFactory,
     start_local_shim: LocalShimStarter,
+    tmp_path: Path,
 ) -> str:
     """The service (REST in process, as the image runs it) in front of two emulators
     that answer a token every 30 ms; gpt-oss:20b loaded on the first. Health is re-checked
-    every second, so a host that goes away shows at the next refresh."""
+    every second, so a host that goes away shows at the next refresh. The usage ledger
+    is on (SQLite)."""
     for emu in (emulator, second_emulator):
         emu.faults.token_delay = 0.03
     emulator.load("gpt-oss:20b")
-    stack = await make_stack(f"{emulator.url},{second_emulator.url}", cache_duration=1.0)
+    stack = await make_stack(
+        f"{emulator.url},{second_emulator.url}",
+        cache_duration=1.0,
+        ledger=True,
+        data_dir=str(tmp_path / "data"),
+    )
     return await start_local_shim(stack.server)
 
 
@@ -183,7 +190,10 @@ async def test_overview_shows_hosts_models_queue_history_and_failures(
     await expect(failures).to_contain_text("NOT_FOUND")
     await expect(page.locator("#chart-rps rect.bar")).not_to_have_count(0)
     await expect(page.locator("#chart-latency rect.bar")).not_to_have_count(0)
-    await expect(page.locator("#usage-body")).to_contain_text("No usage ledger")
+    usage = page.locator("#usage-table tbody tr", has_text="llama3.2")
+    await expect(usage.locator("td").nth(0)).to_have_text("anonymous")  # no keys: everyone
+    await expect(usage.locator("td").nth(2)).to_have_text("1")  # requests today
+    await expect(page.locator("#usage-table")).to_contain_text("no-such-model")
     assert "a-private-prompt" not in await page.content()
 
     await console.no_horizontal_scroll()
@@ -414,7 +424,7 @@ async def test_console_files_and_json_carry_a_strict_content_security_policy(
     data = overview.json()
     assert data["service"]["status"] == "healthy"
     assert data["lanes"][0]["name"] == "all"
-    assert data["usage"] is None
+    assert data["usage"] == {"off": True, "rows": []}  # LLM_LEDGER=false
     assert len(data["history"]) >= 1
 
 

@@ -54,6 +54,10 @@ EXPECTED_METRICS = {
     "llm_lane_waiting",
     "llm_lane_slots",
     "llm_fallbacks_total",
+    "llm_caller_requests_total",
+    "llm_caller_tokens_total",
+    "llm_ledger_rows_written_total",
+    "llm_ledger_dropped_rows_total",
     "llm_http_requests_total",
     "llm_http_request_duration_seconds_bucket",
 }
@@ -193,12 +197,17 @@ class Scrape:
 
 @pytest.fixture
 async def scrape(
-    make_stack: StackFactory, start_local_shim: LocalShimStarter, emulator: Emulator
+    make_stack: StackFactory,
+    start_local_shim: LocalShimStarter,
+    emulator: Emulator,
+    tmp_path: Path,
 ) -> Scrape:
     """/metrics of the stack as one process runs it, after traffic that creates every
     series: a chat and a stream via REST, a failed request, a fallback, a cancelled
     stream."""
-    stack = await make_stack(fallbacks=(("gone-model", ("llama3.2",)),))
+    stack = await make_stack(
+        fallbacks=(("gone-model", ("llama3.2",)),), ledger=True, data_dir=str(tmp_path)
+    )
     url = await start_local_shim(stack.server)
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         chat = await client.post("/chat", json={"message": "one two", "model": "llama3.2"})

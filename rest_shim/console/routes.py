@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -50,6 +51,7 @@ STATIC_FILES = {
 }
 # The generations' lanes; one for now, every generation shares LLM_MAX_CONCURRENT.
 ALL_LANE = "all"
+DAY = 86400
 
 
 @functools.cache
@@ -110,7 +112,9 @@ def _loaded(running: pb.ListRunningModelsResponse | None) -> list[JsonDict]:
 async def overview(request: Request) -> Response:
     """Service, hosts, lanes, the last 15 minutes and the latest failures."""
     b, meta = backend(request), metadata(request)
-    health, stats, running = await asyncio.gather(
+    today = pb.UsageRequest(group_by=[pb.USAGE_GROUP_CALLER, pb.USAGE_GROUP_MODEL])
+    today.since.FromSeconds(int(time.time()) // DAY * DAY)
+    health, stats, running, usage = await asyncio.gather(
         _section(b.stub.Health(pb.HealthRequest(), timeout=PROBE_DEADLINE, metadata=meta)),
         _section(b.stub.Stats(pb.StatsRequest(), timeout=PROBE_DEADLINE, metadata=meta)),
         _section(
@@ -118,8 +122,15 @@ async def overview(request: Request) -> Response:
                 pb.ListRunningModelsRequest(), timeout=PROBE_DEADLINE, metadata=meta
             )
         ),
+        _section(b.stub.Usage(today, timeout=PROBE_DEADLINE, metadata=meta)),
     )
-    errors = _errors(health=health, stats=stats, running=running)
+    ledger_off = (
+        isinstance(usage, grpc.aio.AioRpcError)
+        and usage.code() is grpc.StatusCode.FAILED_PRECONDITION
+    )
+    errors = _errors(
+        health=health, stats=stats, running=running, usage=None if ledger_off else usage
+    )
     h = health if isinstance(health, pb.HealthResponse) else None
     s = stats if isinstance(stats, pb.StatsResponse) else None
     r = running if isinstance(running, pb.ListRunningModelsResponse) else None
@@ -148,30 +159,57 @@ async def overview(request: Request) -> Response:
             "missing_models": list(h.ollama.missing_models) if h is not None else [],
         },
         "hosts": hosts,
-        # one lane today; the page lists as many as come
-        "lanes": (
-            [
-                {
-                    "name": ALL_LANE,
-                    "running": s.running_generations,
-                    "queued": s.queued_generations,
-                    "max_concurrent": s.configuration.max_concurrent,
-                    "max_queue": s.configuration.max_queue,
-                }
-            ]
-            if s is not None
-            else []
-        ),
+        "lanes": _lanes(s),
         "totals": _totals(s),
         "history": [to_plain(b) for b in s.history] if s is not None else [],
         "failures": [to_plain(f) for f in s.recent_failures] if s is not None else [],
-        # The usage ledger (tokens and requests per caller and model) does not exist
-        # yet: null here, and the page says so. Fill it from the ledger's RPC.
-        "usage": None,
+        "usage": _usage(usage, ledger_off),
         "errors": errors,
         "timestamp": iso(s.timestamp) if s is not None else None,
     }
     return _json(body)
+
+
+def _lanes(s: pb.StatsResponse | None) -> list[JsonDict]:
+    """Every lane (LLM_MODEL_LIMITS), the default one ("*") named "all"."""
+    if s is None:
+        return []
+    return [
+        {
+            "name": ALL_LANE if lane.name == "*" else lane.name,
+            "running": lane.running,
+            "queued": lane.queued,
+            "max_concurrent": lane.limit,
+            "max_queue": s.configuration.max_queue,
+        }
+        for lane in s.lanes
+    ]
+
+
+def _usage(usage: object, ledger_off: bool) -> JsonDict | None:
+    """Today's requests and tokens per caller and model, from the ledger (the caller's
+    own unless it is an admin); ``{"off": true}`` when the ledger is off."""
+    if ledger_off:
+        return {"off": True, "rows": []}
+    if not isinstance(usage, pb.UsageResponse):
+        return None
+    return {
+        "off": False,
+        "since": iso(usage.since),
+        "all_callers": usage.all_callers,
+        "rows": [
+            {
+                "caller": row.caller,
+                "model": row.model,
+                "requests": row.requests,
+                "prompt_tokens": row.prompt_tokens,
+                "response_tokens": row.response_tokens,
+                "failures": row.failures,
+                "cancellations": row.cancellations,
+            }
+            for row in usage.rows
+        ],
+    }
 
 
 def _totals(s: pb.StatsResponse | None) -> JsonDict | None:

@@ -212,7 +212,7 @@
       el(
         "tr",
         { "data-lane": lane.name },
-        el("td", { text: lane.name === "all" ? "all generations" : lane.name }),
+        el("td", { text: lane.name !== "all" ? lane.name : lanes.length > 1 ? "every other model" : "all generations" }),
         el("td", { class: "num running", text: count(lane.running) }),
         el("td", { class: "num queued", text: count(lane.queued) }),
         el("td", { class: "num", text: count(lane.max_concurrent) }),
@@ -321,21 +321,37 @@
     $("failures-table").tBodies[0].replaceChildren(...rows);
   }
 
-  // The usage ledger does not exist yet: "usage" is null and the placeholder stays. Once
-  // it comes as {rows: [{caller, model, requests_today, tokens_today, ...}]}, this
-  // draws a table of whatever columns the rows have.
+  // Today's usage from the ledger: {off, since, all_callers, rows: [{caller, model,
+  // requests, prompt_tokens, response_tokens, failures, cancellations}]}; null when it
+  // could not be read (the section's error says why).
   function renderUsage(usage) {
-    if (!usage || !Array.isArray(usage.rows)) return;
-    const columns = usage.rows.length ? Object.keys(usage.rows[0]) : [];
-    $("usage-body").replaceChildren(
+    const body = $("usage-body");
+    if (!usage) return;
+    if (usage.off) {
+      body.replaceChildren(el("p", { class: "muted", text: "The usage ledger is off (LLM_LEDGER=false)." }));
+      body.classList.add("placeholder");
+      return;
+    }
+    const columns = ["caller", "model", "requests", "prompt_tokens", "response_tokens", "failures", "cancellations"];
+    const rows = usage.rows.map((row) => el("tr", {}, columns.map((c) => el("td", { text: String(row[c]) }))));
+    if (!rows.length) {
+      rows.push(el("tr", {}, el("td", { colspan: columns.length, class: "muted", text: "No requests today." })));
+    }
+    const whose = usage.all_callers ? "every caller" : "this key's caller only";
+    body.replaceChildren(
+      el("p", { class: "muted", text: `Since ${usage.since} (00:00 UTC), ${whose}.` }),
       el(
-        "table",
-        {},
-        el("thead", {}, el("tr", {}, columns.map((c) => el("th", { text: c.replaceAll("_", " ") })))),
-        el("tbody", {}, usage.rows.map((row) => el("tr", {}, columns.map((c) => el("td", { text: row[c] }))))),
+        "div",
+        { class: "scroll" },
+        el(
+          "table",
+          { id: "usage-table" },
+          el("thead", {}, el("tr", {}, columns.map((c) => el("th", { text: c.replaceAll("_", " ") })))),
+          el("tbody", {}, rows),
+        ),
       ),
     );
-    $("usage-body").classList.remove("placeholder");
+    body.classList.remove("placeholder");
   }
 
   // -- models -------------------------------------------------------------------------
