@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -35,13 +36,15 @@ def free_port() -> int:
 
 
 class Service:
-    """``python -m <module>`` in a child process, with an explicit environment."""
+    """``python -m <module>`` in a child process, with an explicit environment (and a
+    data directory of its own for the usage ledger, unless ``env`` names one)."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self._data = tempfile.TemporaryDirectory(prefix="llm-data-")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *args],
             cwd=ROOT,
-            env={"PATH": os.environ.get("PATH", ""), **env},
+            env={"PATH": os.environ.get("PATH", ""), "LLM_DATA_DIR": self._data.name, **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -67,6 +70,7 @@ class Service:
             if self.proc.poll() is None:
                 self.proc.kill()
             self._output, _ = self.proc.communicate(timeout=10)
+            self._data.cleanup()
         return self._output
 
     def terminate(self) -> None:
