@@ -54,6 +54,7 @@ from tests.deploy_files import (
     readme_settings,
     variables_used,
 )
+from tests.realmodel import cache_root, ensure
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
@@ -1081,6 +1082,76 @@ def test_readme_quick_start_works_right_after_the_run_command(tmp_path: Path) ->
                 proc.wait()
         if emulator is not None and emulator.stdout is not None:
             emulator.stdout.close()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["SIGTERM", "Ctrl-C"])
+def test_readme_demo_answers_with_a_real_model_and_stops_both(tmp_path: Path, ctrl_c: bool) -> None:
+    """``scripts/start_vllm.sh --demo`` on the cached llama-server build: the README's
+    curls answer "Paris" and embed; SIGTERM, or Ctrl-C in its terminal (SIGINT to the
+    whole process group), stops the service and llama-server, exit 0."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the start script is tested with the virtualenv the tests run in")
+    ensure()  # built once, or taken from the cache (scripts/test.sh builds it first)
+    start_block, try_block = _sh_commands(_readme_section("### A real model, without Ollama"))
+    assert start_block == ["scripts/start_vllm.sh --demo"]
+    rest_port, grpc_port = free_port(), free_port()
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "VENV": sys.prefix,
+        "HOST": "127.0.0.1",
+        "PORT": str(rest_port),
+        "GRPC_PORT": str(grpc_port),
+        "SHUTDOWN_GRACE": "5",
+        "LLM_CACHE_DIR": str(cache_root()),
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(ROOT / start_block[0].split()[0]), "--demo"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own, like a terminal's job
+        )
+    try:
+        _wait_until_serving(proc, rest_port, INSTALL_DEADLINE, log)
+        found = re.search(r"llama-server \(pid (\d+)\) serves smollm2 on (\S+),", log.read_text())
+        assert found, _tail(log)
+        llama_pid, llama_url = int(found.group(1)), found.group(2)
+        assert httpx.get(llama_url + "/health", timeout=10).status_code == 200
+        answers = []
+        for command in try_block:
+            done = subprocess.run(
+                ["bash", "-c", command.replace("localhost:8005", f"127.0.0.1:{rest_port}")],
+                cwd=tmp_path,
+                env={"PATH": env["PATH"]},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+            answers.append(json.loads(done.stdout))
+        native, openai_reply, embedded = answers
+        assert "Paris" in native["response"] and native["model"] == "smollm2", native
+        assert "Paris" in openai_reply["choices"][0]["message"]["content"], openai_reply
+        assert len(embedded["embeddings"][0]) == 576, embedded
+        if ctrl_c:
+            os.killpg(proc.pid, signal.SIGINT)
+            code = proc.wait(timeout=STOP_DEADLINE)
+            assert code == 0, f"exit code {code} after Ctrl-C\n{_tail(log)}"
+        else:
+            _stop_and_check(proc, signal.SIGTERM, log)
+        # llama-server was the script's child: stopped and reaped, its port closed
+        assert not Path(f"/proc/{llama_pid}").exists(), _tail(log)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(llama_url + "/health", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def _wait_until_live(
