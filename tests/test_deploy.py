@@ -1085,11 +1085,12 @@ def test_readme_quick_start_works_right_after_the_run_command(tmp_path: Path) ->
 
 
 @pytest.mark.realmodel
-@pytest.mark.parametrize("ctrl_c", [False, True], ids=["SIGTERM", "Ctrl-C"])
-def test_readme_demo_answers_with_a_real_model_and_stops_both(tmp_path: Path, ctrl_c: bool) -> None:
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C", "llama-server dies"])
+def test_readme_demo_answers_with_a_real_model_and_stops_both(tmp_path: Path, stop: str) -> None:
     """``scripts/start_vllm.sh --demo`` on the cached llama-server build: the README's
     curls answer "Paris" and embed; SIGTERM, or Ctrl-C in its terminal (SIGINT to the
-    whole process group), stops the service and llama-server, exit 0."""
+    whole process group), stops the service and llama-server, exit 0. A llama-server
+    that dies takes the service down with it, exit 1."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("the start script is tested with the virtualenv the tests run in")
     ensure()  # built once, or taken from the cache (scripts/test.sh builds it first)
@@ -1138,12 +1139,17 @@ def test_readme_demo_answers_with_a_real_model_and_stops_both(tmp_path: Path, ct
         assert "Paris" in native["response"] and native["model"] == "smollm2", native
         assert "Paris" in openai_reply["choices"][0]["message"]["content"], openai_reply
         assert len(embedded["embeddings"][0]) == 576, embedded
-        if ctrl_c:
+        if stop == "SIGTERM":
+            _stop_and_check(proc, signal.SIGTERM, log)
+        elif stop == "Ctrl-C":
             os.killpg(proc.pid, signal.SIGINT)
             code = proc.wait(timeout=STOP_DEADLINE)
             assert code == 0, f"exit code {code} after Ctrl-C\n{_tail(log)}"
         else:
-            _stop_and_check(proc, signal.SIGTERM, log)
+            os.kill(llama_pid, signal.SIGKILL)
+            code = proc.wait(timeout=STOP_DEADLINE)
+            assert code == 1, f"exit code {code}\n{_tail(log)}"
+            assert f"llama-server exited {-signal.SIGKILL}" in log.read_text()
         # llama-server was the script's child: stopped and reaped, its port closed
         assert not Path(f"/proc/{llama_pid}").exists(), _tail(log)
         with pytest.raises(httpx.TransportError):
