@@ -60,6 +60,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
 GPU_COMPOSE = ROOT / "deploy" / "docker-compose.gpu.yml"
+VLLM_COMPOSE = ROOT / "deploy" / "docker-compose.vllm.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 README = ROOT / "README.md"
@@ -291,6 +292,130 @@ def test_gpu_override_reserves_nvidia_gpus_for_ollama() -> None:
     assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
 
 
+def _merge(base: Any, override: Any) -> Any:
+    """Compose's merge of a file given after another: mappings key by key, other values
+    replaced (enough for these files, which add no list to a service of the main one)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    return override
+
+
+def with_vllm(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``docker compose -f docker-compose.yml -f deploy/docker-compose.vllm.yml``."""
+    merged = _merge(resolved(env), resolved(env, path=VLLM_COMPOSE))
+    assert isinstance(merged, dict)
+    return merged
+
+
+def vllm_argv(config: Mapping[str, Any]) -> list[str]:
+    """The engine's arguments, split as compose splits a command given as a string."""
+    command = service(config, "vllm-engine")["command"]
+    assert isinstance(command, str)
+    return shlex.split(command)
+
+
+def test_vllm_engine_starts_only_with_its_file_and_the_service_then_waits_for_it() -> None:
+    alone = resolved()
+    assert "vllm-engine" not in alone["services"]
+    assert "vllm-engine" not in service(alone, "vllm")["depends_on"]
+    assert "profiles" not in service(resolved(path=VLLM_COMPOSE), "vllm-engine")
+    both = with_vllm()
+    assert service(both, "vllm")["depends_on"] == {
+        "ollama": {"condition": "service_healthy"},
+        "ollama-pull": {"condition": "service_completed_successfully"},
+        "vllm-engine": {"condition": "service_healthy"},
+    }
+    # the first start downloads the weights: the engine's health check waits for that
+    check = service(both, "vllm-engine")["healthcheck"]
+    assert duration_seconds(check["start_period"]) >= 30 * 60
+    argv = healthcheck_argv(check)
+    assert argv[:2] == ["python3", "-c"] and "http://127.0.0.1:8000/health" in argv[2]
+
+
+def test_vllm_engine_runs_vllms_image_as_vllm_documents_it() -> None:
+    config = with_vllm()
+    engine = service(config, "vllm-engine")
+    name, _, tag = engine["image"].partition(":")
+    assert name == "vllm/vllm-openai" and re.fullmatch(r"v\d+\.\d+\.\d+", tag), engine["image"]
+    # PyTorch's processes share memory: the host's IPC namespace, or a large /dev/shm
+    assert engine.get("ipc") == "host" or "shm_size" in engine
+    assert "huggingface:/root/.cache/huggingface" in engine["volumes"]
+    assert "huggingface" in config["volumes"]
+    devices = engine["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert engine["environment"] == {"HF_TOKEN": "", "VLLM_API_KEY": ""}
+
+
+def test_vllm_flags_come_from_variables_that_all_have_defaults() -> None:
+    assert vllm_argv(with_vllm()) == [
+        "--model", "openai/gpt-oss-20b",
+        "--served-model-name", "gpt-oss:20b",
+        "--tensor-parallel-size", "1",
+        "--pipeline-parallel-size", "1",
+    ]  # fmt: skip
+    env = {
+        "VLLM_MODEL": "meta-llama/Llama-3.3-70B-Instruct",
+        "VLLM_SERVED_MODEL_NAME": "llama3.3:70b",
+        "VLLM_TENSOR_PARALLEL_SIZE": "4",
+        "VLLM_PIPELINE_PARALLEL_SIZE": "2",
+        "VLLM_ARGS": "--max-model-len 32768 --gpu-memory-utilization 0.9",
+        "VLLM_GPU_COUNT": "8",
+        "VLLM_IMAGE": "vllm/vllm-openai:v0.33.1",
+    }
+    config = with_vllm(env)
+    assert vllm_argv(config) == [
+        "--model", "meta-llama/Llama-3.3-70B-Instruct",
+        "--served-model-name", "llama3.3:70b",
+        "--tensor-parallel-size", "4",
+        "--pipeline-parallel-size", "2",
+        "--max-model-len", "32768", "--gpu-memory-utilization", "0.9",
+    ]  # fmt: skip
+    engine = service(config, "vllm-engine")
+    assert engine["image"] == "vllm/vllm-openai:v0.33.1"
+    assert engine["deploy"]["resources"]["reservations"]["devices"][0]["count"] == "8"
+    # every variable of the file has a default: nothing is required to start it
+    text = VLLM_COMPOSE.read_text()
+    assert variables_used(text)
+    for match in re.finditer(r"\$(\{[^}]*\}|[A-Za-z_]\w*)", text):
+        assert re.fullmatch(r"\{[A-Za-z_]\w*:-[^}]*\}", match.group(1)), match.group(0)
+
+
+def service_settings(config: Mapping[str, Any]) -> Settings:
+    """What the service reads from the environment compose gives it."""
+    environment = service(config, "vllm")["environment"]
+    return Settings.from_env({k: str(v) for k, v in environment.items()})
+
+
+def test_the_service_in_front_of_vllm_routes_to_both_upstreams() -> None:
+    settings = service_settings(with_vllm())
+    kinds = {u.name: (u.kind, u.urls, u.api_key) for u in settings.upstreams}
+    assert kinds == {
+        "ollama": ("ollama", ("http://ollama:11434",), ""),
+        "vllm": ("openai", ("http://vllm-engine:8000",), ""),
+    }
+    # callers keep the model name they used with Ollama: vLLM serves it under that name
+    served = vllm_argv(with_vllm())[3]
+    assert settings.default_model == served == Settings().default_model
+    # Ollama keeps only the embedding model, which vLLM does not serve
+    pull = service(with_vllm(), "ollama-pull")["environment"]
+    assert pull["PULL_MODELS"].split() == [settings.embedding_model]
+    # one API key, given to vLLM and sent by the service
+    keyed = with_vllm({"VLLM_API_KEY": "s3cret"})
+    assert service(keyed, "vllm-engine")["environment"]["VLLM_API_KEY"] == "s3cret"
+    (openai_kind,) = [u for u in service_settings(keyed).upstreams if u.kind == "openai"]
+    assert openai_kind.api_key == "s3cret"
+    # several vLLM servers, or another engine, side by side: LLM_UPSTREAMS as given
+    spec = "big=openai+http://gpu-head:8000;small=openai+http://gpu-1:8000,http://gpu-2:8000"
+    upstreams = service_settings(with_vllm({"LLM_UPSTREAMS": spec})).upstreams
+    assert [u.urls for u in upstreams] == [
+        ("http://gpu-head:8000",),
+        ("http://gpu-1:8000", "http://gpu-2:8000"),
+    ]
+
+
 def test_pull_job_uses_the_ollama_image_against_the_ollama_service() -> None:
     config = resolved()
     job = service(config, "ollama-pull")
@@ -366,7 +491,7 @@ def test_prometheus_scrapes_the_metrics_of_vllm() -> None:
 
 
 def test_every_image_has_a_pinned_tag() -> None:
-    for path in (COMPOSE, GPU_COMPOSE):
+    for path in (COMPOSE, GPU_COMPOSE, VLLM_COMPOSE):
         for name, svc in resolved(path=path)["services"].items():
             if "image" in svc:
                 tag = image_tag(svc["image"])
@@ -381,11 +506,14 @@ def test_env_example_lists_every_variable_with_its_default() -> None:
             assert example[name] == COMPOSE_OLLAMA_URL
         else:
             assert same_default(example[name], default), (name, example[name], default)
-    used = variables_used(COMPOSE.read_text()) | variables_used(GPU_COMPOSE.read_text())
+    used = set().union(
+        *(variables_used(p.read_text()) for p in (COMPOSE, GPU_COMPOSE, VLLM_COMPOSE))
+    )
     missing = used - set(example)
     assert not missing, f"deploy/env.example lacks {sorted(missing)}"
-    # the example, used as .env, yields the same file as no .env at all
-    assert resolved(example) == resolved()
+    # the example, used as .env, yields the same files as no .env at all
+    for path in (COMPOSE, GPU_COMPOSE, VLLM_COMPOSE):
+        assert resolved(example, path) == resolved(path=path), path.name
 
 
 def _compose_command() -> list[str] | None:
@@ -409,7 +537,11 @@ def test_docker_compose_accepts_the_files() -> None:
     if argv is None:
         pytest.skip("docker compose v2 is not installed here (the files are checked above)")
     env = {"PATH": os.environ.get("PATH", os.defpath)}
-    for files in (["docker-compose.yml"], ["docker-compose.yml", "deploy/docker-compose.gpu.yml"]):
+    for files in (
+        ["docker-compose.yml"],
+        ["docker-compose.yml", "deploy/docker-compose.gpu.yml"],
+        ["docker-compose.yml", "deploy/docker-compose.vllm.yml"],
+    ):
         flags = [arg for f in files for arg in ("-f", f)]
         done = subprocess.run(
             [*argv, *flags, "--profile", "monitoring", "config", "--quiet"],
