@@ -1292,6 +1292,31 @@ def test_readme_demo_answers_with_a_real_model_and_stops_both(tmp_path: Path, st
             proc.wait()
 
 
+def test_demo_without_a_compiler_says_so_before_building(tmp_path: Path) -> None:
+    """A first ``--demo`` run (nothing cached) on a machine without what the build
+    needs stops at once, naming it, instead of failing minutes into the build."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the start script is tested with the virtualenv the tests run in")
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "VENV": sys.prefix,
+        "LLM_CACHE_DIR": str(tmp_path / "empty-cache"),
+        "CXX": str(tmp_path / "no-such-compiler"),
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    done = subprocess.run(
+        [str(START_SCRIPT), "--demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_DEADLINE,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "needs a C++ compiler" in done.stderr, done.stderr
+    assert not (tmp_path / "empty-cache").exists(), "nothing is downloaded or built"
+
+
 def _wait_until_live(
     proc: subprocess.Popen[bytes], rest_port: int, deadline: float, log: Path
 ) -> None:
