@@ -78,7 +78,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="What the service costs on top of Ollama: the same chat sent straight to "
-        "an Ollama emulator, through the gRPC server and through the REST shim, side by side.",
+        "an Ollama emulator, through the gRPC server and through the REST shim, side by side; "
+        "then (realmodel) the same stream straight to llama.cpp's llama-server with SmolLM2 "
+        "and through every face of the service in front of it.",
     )
     p.add_argument(
         "--quick",
