@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-PHASES = ("latency", "throughput", "streams", "rate", "memory", "soak")
+PHASES = ("latency", "throughput", "streams", "rate", "memory", "soak", "realmodel")
 TARGETS = ("direct", "grpc", "rest", "ollama")
 STREAM_SECONDS = 2.0
 
@@ -43,6 +43,9 @@ class Config:
     server_python: str
     server_dir: Path
     server_env: tuple[tuple[str, str], ...]
+    realmodel_streams: int
+    """Streams per path in each round of the real-model phase."""
+    realmodel_tokens: int
     output: Path | None
     profile: Path | None
     py_spy: str | None
@@ -63,11 +66,21 @@ def _env_pair(raw: str) -> tuple[str, str]:
     return key, value
 
 
+def realmodel_cached() -> bool:
+    """Whether llama-server and SmolLM2 are built and cached (tests/realmodel.py): the
+    real-model phase runs by default only then (a first build takes about 25 minutes)."""
+    from tests.realmodel import build_dir, model_path
+
+    return (build_dir() / "llama-server").exists() and model_path().exists()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="What the service costs on top of Ollama: the same chat sent straight to "
-        "an Ollama emulator, through the gRPC server and through the REST shim, side by side.",
+        "an Ollama emulator, through the gRPC server and through the REST shim, side by side; "
+        "then (realmodel) the same stream straight to llama.cpp's llama-server with SmolLM2 "
+        "and through every face of the service in front of it.",
     )
     p.add_argument(
         "--quick",
@@ -116,7 +129,19 @@ def parser() -> argparse.ArgumentParser:
         "--only",
         action="append",
         choices=PHASES,
-        help="run only these phases (repeatable); default all",
+        help="run only these phases (repeatable); default all, realmodel only when "
+        "llama-server is cached (scripts/llama_server.sh; --only realmodel builds it)",
+    )
+    p.add_argument(
+        "--realmodel-streams",
+        type=int,
+        help="real-model phase: streams per path and round, one at a time (5)",
+    )
+    p.add_argument(
+        "--realmodel-tokens",
+        type=int,
+        default=64,
+        help="real-model phase: max_tokens of every stream (64; the prompt asks for more)",
     )
     p.add_argument(
         "--server-python",
@@ -166,8 +191,14 @@ def parse(argv: Sequence[str] | None) -> Config:
         return float(value) if value is not None else float(short if quick else full)
 
     rounds = int(pick(a.rounds, 3, 1))
-    if rounds < 1 or a.concurrency < 1 or a.streams < 1 or a.grpc_channels < 1:
-        raise SystemExit("python -m bench: counts must be at least 1")
+    realmodel_streams = int(pick(a.realmodel_streams, 5, 2))
+    counts = (rounds, a.concurrency, a.streams, a.grpc_channels, realmodel_streams)
+    if min(counts) < 1 or a.realmodel_tokens < 2:
+        raise SystemExit("python -m bench: counts must be at least 1 (--realmodel-tokens 2)")
+    if a.only:
+        phases = tuple(a.only)
+    else:
+        phases = tuple(p for p in PHASES if p != "realmodel" or realmodel_cached())
     return Config(
         rounds=rounds,
         latency_requests=int(pick(a.latency_requests, 200, 100)),
@@ -190,10 +221,12 @@ def parse(argv: Sequence[str] | None) -> Config:
         split=bool(a.split),
         max_concurrent=a.max_concurrent,
         message_words=8,
-        phases=tuple(a.only) if a.only else PHASES,
+        phases=phases,
         server_python=a.server_python,
         server_dir=a.server_dir.resolve(),
         server_env=tuple(a.server_env),
+        realmodel_streams=realmodel_streams,
+        realmodel_tokens=a.realmodel_tokens,
         output=a.output,
         profile=a.profile,
         py_spy=a.py_spy,

@@ -224,19 +224,24 @@ class Service:
             proc.stop()
 
 
-def service_env(ollama_url: str, extra: Mapping[str, str]) -> dict[str, str]:
+def service_env(ollama_url: str, extra: Mapping[str, str], upstreams: str = "") -> dict[str, str]:
     """The environment of the service processes: the bench's settings over the caller's,
-    minus anything that would turn on auth or TLS."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_API_KEYS", "GRPC_TLS"))}
+    minus anything that would turn on auth or TLS or name other upstreams. The service
+    goes to ``ollama_url`` (OLLAMA_BASE_URL), or to ``upstreams`` (LLM_UPSTREAMS)."""
+    skip = ("LLM_API_KEYS", "GRPC_TLS", "LLM_UPSTREAM", "OLLAMA_BASE_URL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
     env.update(
         {
-            "OLLAMA_BASE_URL": ollama_url,
             "HOST": LOOPBACK,
             "LOG_LEVEL": "WARNING",
             "SHUTDOWN_GRACE": "1",
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if upstreams:
+        env["LLM_UPSTREAMS"] = upstreams
+    else:
+        env["OLLAMA_BASE_URL"] = ollama_url
     env.update(extra)
     return env
 
@@ -250,11 +255,13 @@ def start_service(
     split: bool,
     extra_env: Mapping[str, str],
     log_dir: Path,
+    upstreams: str = "",
 ) -> Service:
     """``python -m server --with-rest`` (one process, what the Dockerfile runs), or with
-    ``split`` ``python -m server`` plus ``python -m rest_shim`` in a second process."""
+    ``split`` ``python -m server`` plus ``python -m rest_shim`` in a second process.
+    ``upstreams``: LLM_UPSTREAMS instead of ``ollama_url``."""
     grpc_port, rest_port = free_port(), free_port()
-    env = service_env(ollama_url, extra_env)
+    env = service_env(ollama_url, extra_env, upstreams)
     env.update({"GRPC_PORT": str(grpc_port), "PORT": str(rest_port)})
     grpc_target = f"{LOOPBACK}:{grpc_port}"
     service = Service(grpc_target, f"http://{LOOPBACK}:{rest_port}")
@@ -281,6 +288,29 @@ def start_service(
         service.stop()
         raise
     return service
+
+
+@dataclass
+class LlamaServer:
+    proc: Proc
+    url: str
+
+
+def start_llama_server(
+    name: str, argv: Sequence[str], *, repo: Path, log_dir: Path, timeout: float = 120.0
+) -> LlamaServer:
+    """llama.cpp's ``llama-server`` (``argv`` without host and port) on a free loopback
+    port; ready once ``/health`` answers 200 (503 while it loads the model)."""
+    port = free_port()
+    full = [*argv, "--host", LOOPBACK, "--port", str(port)]
+    proc = _spawn(name, full, cwd=repo, env=os.environ, log_dir=log_dir)
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        _wait_http(url + "/health", proc, timeout)
+    except BaseException:
+        proc.stop()
+        raise
+    return LlamaServer(proc, url)
 
 
 def system_busy_seconds() -> float:

@@ -8,6 +8,13 @@ from typing import Any
 JsonDict = dict[str, Any]
 PATHS = ("direct", "grpc", "rest", "ollama")
 HEADINGS = ("direct", "gRPC", "REST", "Ollama face")
+REAL_HEADINGS = {
+    "direct": "direct",
+    "grpc": "gRPC",
+    "rest": "REST",
+    "openai": "OpenAI face",
+    "ollama": "Ollama face",
+}
 
 
 def finite(value: Any) -> Any:
@@ -129,6 +136,50 @@ def _streams(t: _Table, st: JsonDict, paced: bool) -> None:
     )
 
 
+def _realmodel(real: JsonDict) -> str:
+    """The real-model phase: its own table, with the OpenAI face as a fifth path."""
+    names = [n for n in REAL_HEADINGS if n in real["median"]]
+    med, added = real["median"], real["added"]
+    head = "".ljust(38) + "".join(REAL_HEADINGS[n].rjust(13) for n in names)
+    lines = [
+        f"real model: llama.cpp's llama-server, {real['model']}, {real['max_tokens']} tokens, "
+        f"{real['streams_per_round']} streams per path and round, one at a time",
+        head,
+    ]
+
+    def row(label: str, cells: dict[str, str]) -> None:
+        lines.append(("  " + label).ljust(38) + "".join(cells.get(n, "").rjust(13) for n in names))
+
+    for key, label, digits in (
+        ("ttft_ms", "first token (ms)", 1),
+        ("tokens_per_s", "tokens/s after the first", 1),
+        ("total_ms", "whole stream (ms)", 0),
+    ):
+        row(label, {n: _num(med[n][key], digits) for n in names})
+        row("  added", {n: _num(added[n][key], digits) for n in added})
+    row("tokens per stream", {n: _num(med[n]["tokens"], 0) for n in names})
+    row(
+        "CPU ms per stream: service / llama",
+        {
+            n: f"{_num(med[n]['service_cpu_ms'], 1)} / {_num(med[n]['llama_cpu_ms'], 0)}"
+            for n in names
+        },
+    )
+    row("failed streams", {n: str(real["errors"][n]) for n in names})
+    spread = real["direct_spread_p10_p90"]
+    lines.append(
+        f"  direct's own spread (p10-p90 of its streams): first token "
+        f"{_num(spread['ttft_ms'], 1)} ms, tokens/s {_num(spread['tokens_per_s'], 1)}; "
+        f"the same answer on every path: {'yes' if real['same_answer_everywhere'] else 'NO'}"
+    )
+    peaks = real.get("peak_rss_kb", {})
+    if peaks:
+        lines.append(
+            "  peak RSS (MB): " + ", ".join(f"{n} {kb / 1024:.0f}" for n, kb in peaks.items())
+        )
+    return "\n".join(lines)
+
+
 def _project(function: str) -> bool:
     """A profile entry ``name (module)`` from the service's own code."""
     return function.endswith(")") and function.rsplit("(", 1)[1].startswith(
@@ -199,7 +250,9 @@ def table(results: JsonDict) -> str:
     if results.get("rate"):
         _streams(t, results["rate"], paced=False)
     mem = results.get("memory", {})
-    lines = [t.render()]
+    lines = [t.render()] if t.rows else []
+    if results.get("realmodel"):
+        lines.append(("\n" if lines else "") + _realmodel(results["realmodel"]))
     peaks = mem.get("peak_rss_kb", {})
     if peaks:
         lines.append(

