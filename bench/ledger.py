@@ -82,12 +82,12 @@ async def measure_ledger(cfg: Config, emulator_url: str, log_dir: Path) -> JsonD
     with services(cfg, emulator_url, log_dir) as running:
         targets: list[Target] = [DirectTarget(emulator_url, conns, short, rate_text)]
         for store, service in running.items():
-            target = RestTarget(service.rest_url, conns, short, rate_text)
-            target.name = store
-            targets.append(target)
+            rest = RestTarget(service.rest_url, conns, short, rate_text)
+            rest.name = store
+            targets.append(rest)
         try:
-            for target in targets:  # warm-up: connections open, code paths hot
-                await measure.closed_loop(target.chat, cfg.concurrency, cfg.warmup)
+            for warming in targets:  # warm-up: connections open, code paths hot
+                await measure.closed_loop(warming.chat, cfg.concurrency, cfg.warmup)
             rounds: list[JsonDict] = []
             for _ in range(cfg.rounds):
                 row: JsonDict = {}
@@ -103,8 +103,8 @@ async def measure_ledger(cfg: Config, emulator_url: str, log_dir: Path) -> JsonD
                     }
                 rounds.append(row)
         finally:
-            for target in targets:
-                await target.aclose()
+            for done in targets:
+                await done.aclose()
     names = [t.name for t in targets if t.name != "direct"]
 
     def paired(name: str, key: str, against: str) -> float:
@@ -120,7 +120,9 @@ async def measure_ledger(cfg: Config, emulator_url: str, log_dir: Path) -> JsonD
             n: {k: paired(n, k, "off") for k in ("p50_ms", "p99_ms")} for n in names if n != "off"
         },
         "ratio_to_direct": {
-            n: measure.median([r[n]["rps"] / r["direct"]["rps"] for r in rounds if r["direct"]["rps"]])
+            n: measure.median(
+                [r[n]["rps"] / r["direct"]["rps"] for r in rounds if r["direct"]["rps"]]
+            )
             for n in names
         },
         "ratio_to_off": {

@@ -271,6 +271,29 @@ def table(results: JsonDict) -> str:
         )
     elif "counted_requests" in mem:
         lines.append(f"RSS: only {mem['counted_requests']} requests counted, no growth figure")
+    lg = results.get("ledger")
+    if lg:
+        lines.append(
+            f"\nledger, REST chat: {lg['requests_per_round']} serial requests, then "
+            f"{lg['concurrency']} workers, per store"
+        )
+        lines.append("  " + "".ljust(30) + "".join(n.rjust(13) for n in lg["stores"]))
+        cells: list[tuple[str, dict[str, Any]]] = [
+            ("added p50 vs direct (ms)", {n: v["p50_ms"] for n, v in lg["added"].items()}),
+            (
+                "added p50 vs ledger off (ms)",
+                {n: v["p50_ms"] for n, v in lg["added_to_off"].items()},
+            ),
+            ("throughput / direct", lg["ratio_to_direct"]),
+            ("throughput / ledger off", lg["ratio_to_off"]),
+            ("errors", lg["errors"]),
+        ]
+        for label, values in cells:
+            lines.append(
+                "  "
+                + label.ljust(30)
+                + "".join(_num(values.get(n)).rjust(13) for n in lg["stores"])
+            )
     sk = results.get("soak")
     if sk:
         moments = ", ".join(f"{k} {v}" for k, v in sorted(sk["moments"].items()))

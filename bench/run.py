@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import measure, procs, profile, realmodel, report, soak
+from bench import ledger, measure, procs, profile, realmodel, report, soak
 from bench.config import REPO, Config, parse
 from bench.targets import (
     DirectTarget,
@@ -129,7 +129,8 @@ def _stacks(cfg: Config, log_dir: Path) -> Iterator[tuple[Stack, Stack | None]]:
             repo=cfg.server_dir,
             ollama_url=emulator.url,
             split=cfg.split,
-            extra_env=env,
+            # the usage ledger on (the default), in SQLite, as a service runs without settings
+            extra_env={"LLM_DATA_DIR": str(log_dir / f"data-{label}"), **env},
             log_dir=log_dir,
         )
         started.append(service)
@@ -468,6 +469,17 @@ def _targets(results: JsonDict) -> list[JsonDict]:
     if mem and mem.get("growth_pct"):
         for name, growth in mem["growth_pct"].items():
             check(f"{name} RSS growth (%) < 10", growth, 10.0, False)
+    lg = results.get("ledger")
+    if lg:
+        for store in lg["stores"]:
+            if store == "off":
+                continue
+            label = f"REST, ledger in {store}"
+            check(
+                f"{label}: added p50 latency (ms) < 1.0", lg["added"][store]["p50_ms"], 1.0, False
+            )
+            check(f"{label}: throughput / direct >= 0.30", lg["ratio_to_direct"][store], 0.30, True)
+            check(f"{label}: errors == 0", lg["errors"][store], 1, False)
     real = results.get("realmodel")
     if real:
         spread = real["direct_spread_p10_p90"]
@@ -490,7 +502,7 @@ def _targets(results: JsonDict) -> list[JsonDict]:
     return checks
 
 
-async def _measure(cfg: Config, fast: Stack, paced: Stack | None) -> JsonDict:
+async def _measure(cfg: Config, fast: Stack, paced: Stack | None, log_dir: Path) -> JsonDict:
     results: JsonDict = {}
     conns = max(cfg.concurrency, cfg.streams)
     short, rate_text = words(cfg.message_words), words(cfg.rate_words)
@@ -543,6 +555,8 @@ async def _measure(cfg: Config, fast: Stack, paced: Stack | None) -> JsonDict:
                 cfg.soak_duration,
                 cfg.soak_clients,
             )
+        if "ledger" in cfg.phases:
+            results["ledger"] = await ledger.measure_ledger(cfg, fast.emulator.url, log_dir)
         if cfg.profile is not None:
             results["profile"] = await _profile(cfg, clients, fast)
     finally:
@@ -595,7 +609,7 @@ def run(cfg: Config) -> JsonDict:
         log_dir = Path(tmp)
         if any(phase != "realmodel" for phase in cfg.phases):
             with _stacks(cfg, log_dir) as (fast, paced):
-                results = asyncio.run(_measure(cfg, fast, paced))
+                results = asyncio.run(_measure(cfg, fast, paced, log_dir))
                 peaks: JsonDict = {"client": procs.proc_status_kb(os.getpid(), "VmHWM")}
                 all_procs = fast.procs("fast") | (paced.procs("paced") if paced else {})
                 peaks.update({name: p.peak_rss_kb() for name, p in all_procs.items()})

@@ -1,6 +1,9 @@
 """The usage ledger: one row per finished request, written in batches off the request
 path. A request only puts its row on a bounded queue (never waits); a writer task
-takes up to ``BATCH`` rows at a time into the store. A slow or failing store never
+takes up to ``BATCH`` rows at a time into the store, gathering rows for up to
+``LINGER`` seconds first (less when the batch fills, or someone waits for the rows),
+so that a steady trickle of requests costs one write every ``LINGER`` seconds, not one
+per request. A slow or failing store never
 fails or delays a request: when the queue is full, or a batch cannot be written, the
 rows are dropped, ``llm_ledger_dropped_rows_total`` counts them and a log line (at
 most one a minute) says why. Rows older than LLM_LEDGER_RETENTION_DAYS are deleted in
@@ -10,6 +13,7 @@ the background, every hour.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -19,6 +23,7 @@ log = logging.getLogger("llm.ledger")
 
 QUEUE = 10_000
 BATCH = 500
+LINGER = 0.5
 RETENTION_EVERY = 3600.0
 COMPLAIN_EVERY = 60.0
 
@@ -34,6 +39,7 @@ class Ledger:
         self.dropped = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._hurry = asyncio.Event()
 
     async def start(self) -> None:
         """Starts writing (the store is open)."""
@@ -50,10 +56,13 @@ class Ledger:
             self._drop(1, "the ledger's queue is full (the store is too slow)")
             return
         self._idle.clear()
+        if self._queue.qsize() >= BATCH:
+            self._hurry.set()
 
     async def flushed(self, wait: float | None = None) -> bool:
         """Whether every queued row has been written (or dropped), waiting for it at
         most ``wait`` seconds (None: as long as it takes)."""
+        self._hurry.set()
         try:
             async with asyncio.timeout(wait):
                 await self._idle.wait()
@@ -71,6 +80,11 @@ class Ledger:
     async def _write_forever(self) -> None:
         while True:
             rows = [await self._queue.get()]
+            if not self._hurry.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LINGER):
+                        await self._hurry.wait()
+            self._hurry.clear()
             while len(rows) < BATCH and not self._queue.empty():
                 rows.append(self._queue.get_nowait())
             try:
