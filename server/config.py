@@ -188,9 +188,9 @@ class Settings:
             settings = dataclasses.replace(settings, callers=callers)
         upstreams = r.get("LLM_UPSTREAMS", d.upstreams_spec, _upstreams)
         if upstreams:
-            if env.get("OLLAMA_BASE_URL", "").strip():
-                raise ConfigError("set LLM_UPSTREAMS or OLLAMA_BASE_URL, not both")
             upstreams = tuple(_with_key(u, env) for u in upstreams)
+            if env.get("OLLAMA_BASE_URL", "").strip():
+                upstreams = _with_ollama(settings.ollama_urls, upstreams)
             settings = dataclasses.replace(settings, upstreams_spec=upstreams)
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
@@ -448,6 +448,19 @@ def _upstreams(raw: str) -> tuple[Upstream, ...]:
     if len(set(every)) != len(every):
         raise ValueError("the same URL is listed twice")
     return tuple(found)
+
+
+def _with_ollama(urls: tuple[str, ...], upstreams: tuple[Upstream, ...]) -> tuple[Upstream, ...]:
+    """OLLAMA_BASE_URL's hosts as the upstream "ollama", first, beside LLM_UPSTREAMS."""
+    if any(u.name == "ollama" for u in upstreams):
+        raise ConfigError(
+            "LLM_UPSTREAMS names an upstream 'ollama' and OLLAMA_BASE_URL is set too: "
+            "list the Ollama hosts in one place"
+        )
+    listed = {url for u in upstreams for url in u.urls}
+    if listed & set(urls):
+        raise ConfigError("a URL of OLLAMA_BASE_URL is listed in LLM_UPSTREAMS too")
+    return (Upstream("ollama", "ollama", urls), *upstreams)
 
 
 def _with_key(upstream: Upstream, env: Mapping[str, str]) -> Upstream:

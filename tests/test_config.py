@@ -92,3 +92,27 @@ def test_keys_file_with_two_words_on_a_line_names_the_line_not_the_key(tmp_path:
         Settings.from_env({"LLM_API_KEYS_FILE": str(path)})
     assert "LLM_API_KEYS_FILE" in str(err.value) and "line 2" in str(err.value)
     assert "secret" not in str(err.value)
+
+
+def test_ollama_base_url_and_upstreams_together() -> None:
+    """Compose sets OLLAMA_BASE_URL; LLM_UPSTREAMS adds engines beside its Ollama hosts."""
+    settings = Settings.from_env(
+        {
+            "OLLAMA_BASE_URL": "http://ollama:11434",
+            "LLM_UPSTREAMS": "vllm=openai+http://vllm-engine:8000",
+            "LLM_UPSTREAM_VLLM_API_KEY": "token",
+        }
+    )
+    assert [(u.name, u.kind, u.urls) for u in settings.upstreams] == [
+        ("ollama", "ollama", ("http://ollama:11434",)),
+        ("vllm", "openai", ("http://vllm-engine:8000",)),
+    ]
+    assert settings.upstreams[1].api_key == "token"
+    for upstreams, clash in (
+        ("ollama=ollama+http://other:11434", "names an upstream 'ollama'"),
+        ("more=ollama+http://ollama:11434", "listed in LLM_UPSTREAMS too"),
+    ):
+        with pytest.raises(ConfigError, match=clash):
+            Settings.from_env(
+                {"OLLAMA_BASE_URL": "http://ollama:11434", "LLM_UPSTREAMS": upstreams}
+            )
