@@ -77,7 +77,7 @@ def container(deployment: dict[str, Any]) -> dict[str, Any]:
 
 
 def container_env(deployment: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container(deployment).get("env", [])}
+    return {e["name"]: e["value"] for e in container(deployment).get("env", []) if "value" in e}
 
 
 def final_stage_env() -> dict[str, str]:
@@ -191,6 +191,20 @@ def test_pods_run_as_the_images_unprivileged_user() -> None:
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert set(c["resources"]) == {"requests", "limits"}
+
+
+def test_what_the_service_writes_is_on_a_volume() -> None:
+    """The root filesystem is read-only: the ledger's directory (LLM_DATA_DIR, the
+    image's /data) is a mounted volume, and the shared database comes from a Secret
+    that may be absent."""
+    deployment = base_resources()["Deployment"]
+    c = container(deployment)
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    mounted = {m["mountPath"] for m in c["volumeMounts"]}
+    settings = settings_of(deployment)
+    assert settings.ledger and settings.data_dir in mounted
+    (database,) = [e for e in c["env"] if e["name"] == "LLM_DATABASE_URL"]
+    assert database["valueFrom"]["secretKeyRef"]["optional"] is True
 
 
 def test_image_is_the_packages_version() -> None:
