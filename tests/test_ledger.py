@@ -347,3 +347,31 @@ async def test_usage_when_the_ledger_is_off(make_stack: StackFactory) -> None:
         await stack.stub.Usage(pb.UsageRequest())
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "LLM_LEDGER" in (err.value.details() or "")
+
+
+async def test_connections_dropped_by_postgresql_come_back(
+    make_stack: StackFactory, postgres_url: str, tmp_path: Path
+) -> None:
+    """The server restarting, a network cut, an administrator's pg_terminate_backend:
+    the next requests find new connections, for their quota and for their ledger row."""
+    path = tmp_path / "callers.toml"
+    path.write_text(f'[[caller]]\nname = "rag"\nkey = "{RAG_KEY}"\nrequests_per_minute = 1000\n')
+    named = Settings.from_env({"LLM_CALLERS_FILE": str(path)})
+    stack = await make_stack(
+        callers=named.callers, ledger=True, database_url=postgres_url, data_dir=str(tmp_path)
+    )
+    chat = pb.ChatRequest(message="hi", model=MODEL)
+    assert (await stack.stub.Chat(chat, metadata=bearer(RAG_KEY))).response
+    await rows_settled(stack.server, 1)
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    for _ in range(3):
+        assert (await stack.stub.Chat(chat, metadata=bearer(RAG_KEY))).response
+    await rows_settled(stack.server, 4)
+    assert [r["caller"] for r in read_rows(stack.settings)] == ["rag"] * 4
+    ledger = stack.server.ledger
+    assert ledger is not None and ledger.dropped == 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -59,7 +59,7 @@ class Row:
     request_id: str
 
 
-def _schema(serial: str, real: str) -> list[str]:
+def schema(serial: str, real: str) -> list[str]:
     return [
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
         f"""CREATE TABLE IF NOT EXISTS usage_rows (
@@ -95,7 +95,7 @@ class Store(Protocol):
     async def release(self, lease_id: str) -> None: ...
 
 
-def _select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> str:
+def select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> str:
     keys = [day + " AS day" if g == "day" else g for g in group_by]
     where = f"at >= {mark} AND at < {mark}" + (f" AND caller = {mark}" if caller else "")
     return (
@@ -110,16 +110,16 @@ def _select(group_by: Sequence[str], day: str, caller: str | None, mark: str) ->
     )
 
 
-_TAKE = (
+TAKE_SQL = (
     "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, 1) "
     "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + 1 "
     "WHERE quota_windows.count < {m} RETURNING count"
 )
-_ADD = (
+ADD_SQL = (
     "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, {m}) "
     "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + {m}"
 )
-_INSERT = f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({{marks}})"
+INSERT_SQL = f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({{marks}})"
 
 
 class SqliteStore:
@@ -161,13 +161,13 @@ class SqliteStore:
         self._pool.shutdown(wait=True)
 
     async def write(self, rows: Sequence[Row]) -> None:
-        sql = _INSERT.format(marks=", ".join("?" * len(COLUMNS)))
+        sql = INSERT_SQL.format(marks=", ".join("?" * len(COLUMNS)))
         await self._run(lambda db: db.executemany(sql, [astuple(r) for r in rows]))
 
     async def forget(self, before: float) -> int:
         def work(db: sqlite3.Connection) -> int:
             gone = db.execute("DELETE FROM usage_rows WHERE at < ?", (before,)).rowcount
-            _old_windows(lambda q, a: db.execute(q.replace("%s", "?"), a), before)
+            old_windows(lambda q, a: db.execute(q.replace("%s", "?"), a), before)
             return int(gone)
 
         return await self._run(work)
@@ -175,7 +175,7 @@ class SqliteStore:
     async def usage(
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]:
-        sql = _select(group_by, "date(at, 'unixepoch')", caller, "?")
+        sql = select(group_by, "date(at, 'unixepoch')", caller, "?")
         args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
 
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -186,7 +186,7 @@ class SqliteStore:
         return await self._run(work)
 
     async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
-        sql = _TAKE.format(m="?")
+        sql = TAKE_SQL.format(m="?")
         return await self._run(
             lambda db: db.execute(sql, (caller, kind, start, limit)).fetchone() is not None
         )
@@ -197,7 +197,7 @@ class SqliteStore:
         return int(row[0]) if row else 0
 
     async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
-        sql = _ADD.format(m="?")
+        sql = ADD_SQL.format(m="?")
         await self._run(lambda db: db.execute(sql, (caller, kind, start, amount, amount)))
 
     async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
@@ -219,7 +219,7 @@ class SqliteStore:
 
 def _migrate(serial: str, real: str) -> Callable[[Any], None]:
     def work(db: Any) -> None:
-        for statement in _schema(serial, real):
+        for statement in schema(serial, real):
             db.execute(statement)
         found = db.execute("SELECT version FROM schema_version").fetchone()
         if found is None:
@@ -233,7 +233,7 @@ def _migrate(serial: str, real: str) -> Callable[[Any], None]:
     return work
 
 
-def _old_windows(execute: Callable[[str, tuple[Any, ...]], Any], before: float) -> None:
+def old_windows(execute: Callable[[str, tuple[Any, ...]], Any], before: float) -> None:
     """Quota windows nobody reads any more: minutes over, days before yesterday."""
     now = time.time()
     execute("DELETE FROM quota_windows WHERE kind = %s AND start < %s", ("rpm", int(now // 60) - 2))
@@ -243,127 +243,10 @@ def _old_windows(execute: Callable[[str, tuple[Any, ...]], Any], before: float) 
     )
 
 
-class PostgresStore:
-    """PostgreSQL, shared by every replica (psycopg, a few async connections)."""
-
-    name = "postgresql"
-
-    def __init__(self, url: str, size: int = 4) -> None:
-        self._url = url
-        self._size = size
-        self._idle: asyncio.Queue[Any] = asyncio.Queue()
-        self._all: list[Any] = []
-
-    async def open(self) -> None:
-        import psycopg  # the SQLite default needs no driver
-
-        for _ in range(self._size):
-            conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-            self._all.append(conn)
-            self._idle.put_nowait(conn)
-        async with self._conn() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(7340001)")  # one migration at a time
-            cursor = conn.cursor()
-            for statement in _schema("BIGSERIAL", "DOUBLE PRECISION"):
-                await cursor.execute(statement)
-            await cursor.execute("SELECT version FROM schema_version")
-            found = await cursor.fetchone()
-            if found is None:
-                await cursor.execute(
-                    "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
-                )
-            elif int(found[0]) > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the usage database has schema {found[0]}, newer than {SCHEMA_VERSION}"
-                )
-
-    def _conn(self) -> Any:
-        store = self
-
-        class Borrowed:
-            async def __aenter__(self) -> Any:
-                self.conn = await store._idle.get()
-                return self.conn
-
-            async def __aexit__(self, *exc: object) -> None:
-                store._idle.put_nowait(self.conn)
-
-        return Borrowed()
-
-    async def close(self) -> None:
-        for conn in self._all:
-            await conn.close()
-
-    async def write(self, rows: Sequence[Row]) -> None:
-        sql = _INSERT.format(marks=", ".join(["%s"] * len(COLUMNS)))
-        async with self._conn() as conn, conn.transaction():
-            await conn.cursor().executemany(sql, [astuple(r) for r in rows])
-
-    async def forget(self, before: float) -> int:
-        async with self._conn() as conn:
-            cursor = await conn.execute("DELETE FROM usage_rows WHERE at < %s", (before,))
-            gone = cursor.rowcount
-            for statement, args in _deletes():
-                await conn.execute(statement, args)
-        return int(gone)
-
-    async def usage(
-        self, since: float, until: float, group_by: Sequence[str], caller: str | None
-    ) -> list[dict[str, Any]]:
-        day = "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-        sql = _select(group_by, day, caller, "%s")
-        args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
-        async with self._conn() as conn:
-            cursor = await conn.execute(sql, args)
-            names = [d.name for d in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-
-    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
-        async with self._conn() as conn:
-            cursor = await conn.execute(_TAKE.format(m="%s"), (caller, kind, start, limit))
-            return await cursor.fetchone() is not None
-
-    async def used(self, caller: str, kind: str, start: int) -> int:
-        async with self._conn() as conn:
-            cursor = await conn.execute(
-                "SELECT count FROM quota_windows WHERE caller = %s AND kind = %s AND start = %s",
-                (caller, kind, start),
-            )
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
-
-    async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
-        async with self._conn() as conn:
-            await conn.execute(_ADD.format(m="%s"), (caller, kind, start, amount, amount))
-
-    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
-        async with self._conn() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (caller,))
-            await conn.execute("DELETE FROM quota_leases WHERE expires < %s", (time.time(),))
-            cursor = await conn.execute(
-                "SELECT COUNT(*) FROM quota_leases WHERE caller = %s", (caller,)
-            )
-            (held,) = await cursor.fetchone() or (0,)
-            if held >= limit:
-                return False
-            await conn.execute(
-                "INSERT INTO quota_leases VALUES (%s, %s, %s)", (lease_id, caller, expires)
-            )
-            return True
-
-    async def release(self, lease_id: str) -> None:
-        async with self._conn() as conn:
-            await conn.execute("DELETE FROM quota_leases WHERE id = %s", (lease_id,))
-
-
-def _deletes() -> Iterable[tuple[str, tuple[Any, ...]]]:
-    found: list[tuple[str, tuple[Any, ...]]] = []
-    _old_windows(lambda q, a: found.append((q, a)), 0.0)
-    return found
-
-
 def open_store(database_url: str, data_dir: str) -> Store:
     """PostgreSQL when LLM_DATABASE_URL says so, else SQLite under LLM_DATA_DIR."""
     if database_url:
+        from server.usage.postgres import PostgresStore  # the SQLite default needs no driver
+
         return PostgresStore(database_url)
     return SqliteStore(Path(data_dir) / "llm-usage.sqlite3")
