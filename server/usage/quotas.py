@@ -90,7 +90,13 @@ class Quotas:
                     )
         except QuotaExceeded:
             raise
+        except asyncio.CancelledError:
+            if lease:  # the caller left while the lease was being taken: it may exist
+                self._later(store.release(lease), f"release a lease of '{caller.name}'")
+            raise
         except Exception as exc:  # the store's driver errors: refuse, do not guess
+            if lease:
+                self._later(store.release(lease), f"release a lease of '{caller.name}'")
             log.warning("QUOTA check for caller '%s' failed: %s", caller.name, exc)
             raise LedgerUnavailable(
                 f"the {store.name} store that keeps quotas did not answer"
