@@ -225,10 +225,11 @@ async def test_errors_without_a_field_or_a_delay_carry_error_info_alone(
     make_stack: StackFactory,
 ) -> None:
     stack = await make_stack(api_keys=("the-key",))
+    # A name that is not ASCII: the Status's message is still the call's, byte for byte.
     cases = [
         (
             stack.stub.Chat(
-                pb.ChatRequest(message="hi", model="ghost"), metadata=bearer("the-key")
+                pb.ChatRequest(message="hi", model="призрак"), metadata=bearer("the-key")
             ),
             "MODEL_NOT_FOUND",
         ),
