@@ -9,7 +9,13 @@ import grpc
 from starlette.requests import Request
 
 from rest_shim.fastjson import JSONResponse
-from server.errors import ERROR_CODE_KEY, RETRY_AFTER_KEY, code_from_metadata, http_status
+from server.errors import (
+    ERROR_CODE_KEY,
+    RETRY_AFTER_KEY,
+    code_from_metadata,
+    field_from_metadata,
+    http_status,
+)
 
 
 class ShimError(Exception):
@@ -37,6 +43,11 @@ def rpc_error_parts(exc: grpc.aio.AioRpcError) -> tuple[int, str, str]:
     if code is grpc.StatusCode.UNAVAILABLE and not _from_service(exc):
         detail = f"the LLM gRPC server cannot be reached: {detail}"
     return http_status(code), code_from_metadata(_metadata(exc), code), detail
+
+
+def rpc_error_field(exc: grpc.aio.AioRpcError) -> str:
+    """The request field a failed RPC was about, as the server named it ("" for none)."""
+    return field_from_metadata(_metadata(exc))
 
 
 def _metadata(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:

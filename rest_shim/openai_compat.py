@@ -5,7 +5,8 @@ shim; ``rest_shim.openai_chat`` and ``rest_shim.openai_mapping`` do the JSON <->
 protobuf part. Errors use OpenAI's
 shape ``{"error": {"message", "type", "code", "param"}}`` with the shim's usual HTTP
 status (the shared gRPC -> HTTP table), except that a body of the wrong shape is 400,
-as OpenAI answers it, where the native routes say 422.
+as OpenAI answers it, where the native routes say 422. A server rejection's ``param``
+comes from the field the server names as data (``rest_shim.openai_params``).
 
 Streaming follows ``rest_shim.sse``: the first ChatStream message is awaited before the
 response starts (an unknown model is still a 404), a failure after that is a
@@ -16,7 +17,6 @@ cancels the RPC, which closes the server's request to Ollama.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.backend import Backend, backend, fallback_headers, metadata
-from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts
+from rest_shim.errors import ShimError, rpc_error_field, rpc_error_headers, rpc_error_parts
 from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.openai_answers import ChunkFactory, chat_completion
@@ -42,6 +42,7 @@ from rest_shim.openai_mapping import (
     model_list,
     model_object,
 )
+from rest_shim.openai_params import openai_param
 from rest_shim.sse import SSE_HEADERS
 from rest_shim.streaming import RpcStreamResponse
 from server.errors import quoted
@@ -51,28 +52,6 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 ChatStreamCall = grpc.aio.UnaryStreamCall[pb.ChatStreamRequest, pb.ChatStreamResponse]
 
 DONE = b"data: [DONE]\n\n"
-
-# The field a server INVALID_ARGUMENT message starts with -> the OpenAI parameter.
-_SERVER_FIELDS = {
-    "model": "model",
-    "messages": "messages",
-    "tools": "tools",
-    "tool_choice": "tool_choice",
-    "output_format": "response_format",
-    "top_logprobs": "top_logprobs",
-    "options": "messages",
-    "message": "messages",
-    "history": "messages",
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "stop": "stop",
-    "seed": "seed",
-    "format": "response_format",
-    "think": "reasoning_effort",
-    "input": "input",
-}
-_LEADING_FIELD = re.compile(r"[a-z_]+")
-
 
 # --- errors -------------------------------------------------------------------------
 
@@ -105,22 +84,11 @@ def openai_error(
     return JSONResponse(error_object(status, message, code, param), status, headers)
 
 
-def _rpc_param(code: str, detail: str, max_tokens_param: str) -> str | None:
-    """The OpenAI parameter a server rejection is about, when the message names one."""
-    if code == "model_not_found":
-        return "model"
-    if code != "invalid_argument":
-        return None
-    head = _LEADING_FIELD.match(detail)
-    name = head.group(0) if head else ""
-    return max_tokens_param if name == "max_tokens" else _SERVER_FIELDS.get(name)
-
-
 def rpc_error(exc: grpc.aio.AioRpcError, max_tokens_param: str = "max_tokens") -> JSONResponse:
     """A failed RPC in OpenAI's shape, with the headers every face sends for it (the
     server's Retry-After hint on 429/503, the WWW-Authenticate challenge on 401)."""
     status, code, detail = rpc_error_parts(exc)
-    param = _rpc_param(code, detail, max_tokens_param)
+    param = openai_param(code, rpc_error_field(exc), max_tokens_param)
     return openai_error(status, detail, code, param, rpc_error_headers(exc, status))
 
 

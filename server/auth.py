@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from server.errors import ERROR_CODE_KEY
+from server.errors import Unauthenticated
+from server.logs import REQUEST_ID_HEADER, new_request_id
+from server.rich_errors import Trailers, trailers
 
 OPEN_METHODS = frozenset(
     {
@@ -73,12 +75,17 @@ else:
 DENIED = "missing or invalid API key: send 'authorization: Bearer <key>'"
 
 
+def denial(metadata: Iterable[tuple[str, str | bytes]] | None) -> tuple[Unauthenticated, Trailers]:
+    """A refused call's error and trailers (with the caller's request id when sane)."""
+    offered = next((v for k, v in metadata or () if k == REQUEST_ID_HEADER), None)
+    text = offered.decode(errors="replace") if isinstance(offered, bytes) else offered
+    error = Unauthenticated(DENIED)
+    return error, trailers(error, new_request_id(text))
+
+
 async def _deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    await context.abort(
-        grpc.StatusCode.UNAUTHENTICATED,
-        DENIED,
-        trailing_metadata=((ERROR_CODE_KEY, "unauthenticated"),),
-    )
+    error, metadata = denial(context.invocation_metadata())
+    await context.abort(error.grpc_code, error.message, trailing_metadata=metadata)
 
 
 class ApiKeyInterceptor(Interceptor):

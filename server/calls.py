@@ -1,5 +1,6 @@
 """What every RPC does around its own work: time it, log one line, record its outcome,
-and turn domain errors into a gRPC status (code, message, machine-readable code).
+and turn domain errors into a gRPC status (code, message, and the trailers of
+``server.rich_errors``: machine-readable code, field, and the rich error model).
 
 Unexpected exceptions are logged with their traceback and reach the caller only as
 INTERNAL "internal error": never a stack trace.
@@ -18,16 +19,10 @@ from typing import Any
 
 import grpc
 
-from server.errors import (
-    ERROR_CODE_KEY,
-    RETRY_AFTER_KEY,
-    UPSTREAM_ERROR_KEY,
-    LlmError,
-    OllamaTimeout,
-    Overloaded,
-)
+from server.errors import LlmError, OllamaTimeout
 from server.logs import REQUEST_ID_HEADER, new_request_id, request_id
 from server.metrics import Metrics
+from server.rich_errors import trailers
 from server.stats import Outcome, RequestRecord, StatsRecorder
 from server.usage.callers import ANONYMOUS, Caller, Callers
 from server.usage.ledger import Ledger
@@ -108,11 +103,21 @@ class CallTracker:
 
     @asynccontextmanager
     async def track(
-        self, category: str, method: str, context: Context, *, counted: bool = True
+        self,
+        category: str,
+        method: str,
+        context: Context,
+        *,
+        counted: bool = True,
+        wrapper: str = "",
     ) -> AsyncIterator[Call]:
         """Every way out of the block ends the call exactly once: success, failure (by
         code) or cancellation. Anything that is neither success nor an error
-        (cancellation, a task torn down, a generator closed) counts as cancelled."""
+        (cancellation, a task torn down, a generator closed) counts as cancelled.
+
+        ``wrapper`` is the field of the RPC's request that holds the request checked
+        inside (``request`` of ChatStreamRequest): an invalid field's path starts with it.
+        """
         call = Call(category, method, time.perf_counter(), self.deadline(context))
         call.request_id, call.face, authorization = _metadata(context)
         call.caller = self._callers.identify(authorization)
@@ -122,6 +127,8 @@ class CallTracker:
         try:
             yield call
         except LlmError as exc:
+            if wrapper and exc.field:
+                exc.field = f"{wrapper}.{exc.field}"
             await self._abort(call, exc, context, counted)
         except TimeoutError:
             timeout = OllamaTimeout(
@@ -132,13 +139,11 @@ class CallTracker:
         except Exception:
             log.exception("%s %s failed unexpectedly", call.category, call.method)
             self._finish(call, Outcome.FAILURE, "internal", counted, status="INTERNAL")
+            internal = LlmError("internal error")
             await context.abort(
-                grpc.StatusCode.INTERNAL,
-                "internal error",
-                trailing_metadata=(
-                    (ERROR_CODE_KEY, "internal"),
-                    (REQUEST_ID_HEADER, call.request_id),
-                ),
+                internal.grpc_code,
+                internal.message,
+                trailing_metadata=trailers(internal, call.request_id),
             )
         except BaseException:  # CancelledError, GeneratorExit
             self._finish(call, Outcome.CANCELLED, "cancelled", counted, status="CANCELLED")
@@ -157,15 +162,9 @@ class CallTracker:
         self._finish(
             call, Outcome.FAILURE, exc.code, counted, detail=exc.message, status=exc.grpc_code.name
         )
-        trailers: tuple[tuple[str, str], ...] = (
-            (ERROR_CODE_KEY, exc.code),
-            (REQUEST_ID_HEADER, call.request_id),
+        await context.abort(
+            exc.grpc_code, exc.message, trailing_metadata=trailers(exc, call.request_id)
         )
-        if isinstance(exc, Overloaded):
-            trailers += ((RETRY_AFTER_KEY, f"{exc.retry_after:g}"),)
-        if exc.upstream:
-            trailers += ((UPSTREAM_ERROR_KEY, _ascii(exc.upstream)),)
-        await context.abort(exc.grpc_code, exc.message, trailing_metadata=trailers)
 
     def _finish(
         self,
@@ -245,11 +244,6 @@ class CallTracker:
         log.log(
             level, "%s %s %s", call.category, call.method, outcome.value, extra={"fields": fields}
         )
-
-
-def _ascii(text: str) -> str:
-    """gRPC metadata values are printable ASCII: anything else is escaped."""
-    return "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in text)
 
 
 def _reset(token: contextvars.Token[str]) -> None:

@@ -38,15 +38,17 @@ class Catalog:
         self._shown[model] = (now, data)
         return data
 
-    async def require(self, model: str, capability: str, why: str) -> None:
-        """INVALID_ARGUMENT unless ``model`` has ``capability`` (when Ollama says)."""
+    async def require(self, model: str, capability: str, why: str, field: str) -> None:
+        """INVALID_ARGUMENT unless ``model`` has ``capability`` (when Ollama says); the
+        error is about ``field``, the request field that needs the capability."""
         data = await self.show(model)
         capabilities = data.get("capabilities")
         if isinstance(capabilities, list) and capability not in capabilities:
             listed = ", ".join(str(c) for c in capabilities) or "none"
             raise InvalidArgument(
                 f"model '{model}' cannot take {why}: it lacks the '{capability}' capability "
-                f"(it has: {listed})"
+                f"(it has: {listed})",
+                field=field,
             )
 
     async def running(self) -> list[tuple[str, JsonObject]]:

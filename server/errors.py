@@ -1,8 +1,10 @@
 """Domain errors and the one table that maps them to gRPC codes and HTTP statuses.
 
 The server aborts an RPC with ``error.grpc_code`` and puts ``error.code`` (a stable,
-machine-readable name) in the trailing metadata under ``ERROR_CODE_KEY``. The REST shim
-reads both back and answers with ``HTTP_STATUS[grpc_code]``: both faces use this module.
+machine-readable name) in the trailing metadata under ``ERROR_CODE_KEY`` (and, for an
+invalid field, its path under ``ERROR_FIELD_KEY``); ``server.rich_errors`` adds the same
+as a ``google.rpc.Status``. The REST shim reads them back and answers with
+``HTTP_STATUS[grpc_code]``: both faces use this module.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ RETRY_AFTER_KEY = "retry-after"
 # Ollama's own error text, when the error came from Ollama (the Ollama face shows it
 # as Ollama would).
 UPSTREAM_ERROR_KEY = "llm-upstream-error"
+# The path of the request field an INVALID_ARGUMENT is about, as the caller sent it
+# (``max_tokens``, ``messages[2].tool_calls``, ``request.options.num_ctx`` on a stream).
+ERROR_FIELD_KEY = "llm-error-field"
 
 # The standard gRPC -> HTTP table (as grpc-gateway and Google APIs use it).
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
@@ -49,6 +54,8 @@ class LlmError(Exception):
 
     code: ClassVar[str] = "internal"
     grpc_code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    # The request field the error is about (a proto field path), when there is one.
+    field: str = ""
 
     def __init__(self, message: str, upstream: str = "") -> None:
         super().__init__(message)
@@ -61,10 +68,16 @@ class LlmError(Exception):
 
 
 class InvalidArgument(LlmError):
-    """The request itself is wrong; retrying it unchanged cannot help."""
+    """The request itself is wrong; retrying it unchanged cannot help. ``field`` is the
+    path of the offending field in the request message (``options.num_ctx``,
+    ``messages[2].tool_calls``, ``input[3]``), sent as data beside the message."""
 
     code = "invalid_argument"
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class PermissionDenied(LlmError):
@@ -177,12 +190,21 @@ def quoted(value: object, limit: int = 64) -> str:
     return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def field_from_metadata(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+    """The request field a failed RPC was about, as the server sent it ("" for none)."""
+    return next((_text(v) for k, v in metadata or () if k == ERROR_FIELD_KEY), "")
+
+
 def code_from_metadata(
     metadata: tuple[tuple[str, str | bytes], ...] | None, grpc_code: grpc.StatusCode
 ) -> str:
     """The machine-readable error code of a failed RPC, as the server sent it."""
     for key, value in metadata or ():
         if key == ERROR_CODE_KEY:
-            return value.decode() if isinstance(value, bytes) else value
+            return _text(value)
     name: str = grpc_code.name
     return name.lower()

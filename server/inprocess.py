@@ -10,7 +10,8 @@ request. What a real channel gives the servicer is kept:
 - metadata: the request id and the caller's ``authorization``, checked against the API
   keys as the server's interceptor does (Health stays open);
 - ``context.abort``: becomes an ``AioRpcError`` with the code, message and trailing
-  metadata the servicer gave;
+  metadata the servicer gave (``server.rich_errors``: the error code, field and the
+  ``google.rpc.Status`` in ``grpc-status-details-bin``, as a channel would carry them);
 - cancellation: cancelling the awaiting task (unary) or ``call.cancel()`` (streams)
   cancels the servicer's work, which closes its request to Ollama;
 - shutdown: once ``close()`` is called new calls fail UNAVAILABLE, and ``drain(grace)``
@@ -33,8 +34,8 @@ from typing import Any, TypeVar
 import grpc
 from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]
 
-from server.auth import DENIED, KeyChecker
-from server.errors import ERROR_CODE_KEY
+from server.auth import KeyChecker, denial
+from server.rich_errors import Trailers
 from server.service import LlmService
 
 log = logging.getLogger("llm.inprocess")
@@ -46,16 +47,14 @@ SERVICE = "/llm.v1.LlmService/"
 
 
 class _Aborted(Exception):
-    def __init__(self, code: grpc.StatusCode, details: str, trailers: MetadataPairs) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Trailers) -> None:
         super().__init__(details)
         self.code = code
         self.details = details
         self.trailers = trailers
 
 
-def rpc_error(
-    code: grpc.StatusCode, details: str, trailers: MetadataPairs = ()
-) -> grpc.aio.AioRpcError:
+def rpc_error(code: grpc.StatusCode, details: str, trailers: Trailers = ()) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, Metadata(), Metadata(*trailers), details, None)
 
 
@@ -144,7 +143,7 @@ class _Context:
         await self._channel.put(message)
 
     async def abort(
-        self, code: grpc.StatusCode, details: str = "", trailing_metadata: MetadataPairs = ()
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Trailers = ()
     ) -> None:
         raise _Aborted(code, details, tuple(trailing_metadata))
 
@@ -279,8 +278,8 @@ class InProcessStub:
         if self._closed:
             raise rpc_error(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         if not self._keys.admits(SERVICE + name, metadata):
-            trailers = ((ERROR_CODE_KEY, "unauthenticated"),)
-            raise rpc_error(grpc.StatusCode.UNAUTHENTICATED, DENIED, trailers)
+            error, trailers = denial(metadata)
+            raise rpc_error(error.grpc_code, error.message, trailers)
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)

@@ -60,7 +60,7 @@ def generate_payload(req: pb.GenerateRequest, settings: Settings) -> JsonObject:
         text = getattr(req, name)
         if len(text) > limit:
             raise InvalidArgument(
-                f"{name} is {len(text)} characters long; at most {limit} are accepted"
+                f"{name} is {len(text)} characters long; at most {limit} are accepted", field=name
             )
     payload: JsonObject = {"model": model_name(req.model, settings.default_model)}
     payload["prompt"] = req.prompt
@@ -82,18 +82,20 @@ def generate_payload(req: pb.GenerateRequest, settings: Settings) -> JsonObject:
 
 def embed_payload(req: pb.EmbedRequest, settings: Settings) -> JsonObject:
     if not req.input:
-        raise InvalidArgument("input must hold at least one text")
+        raise InvalidArgument("input must hold at least one text", field="input")
     if len(req.input) > settings.max_embed_inputs:
         raise InvalidArgument(
-            f"input holds {len(req.input)} texts; at most {settings.max_embed_inputs} are accepted"
+            f"input holds {len(req.input)} texts; at most {settings.max_embed_inputs} are accepted",
+            field="input",
         )
     for i, text in enumerate(req.input):
         if not text.strip():
-            raise InvalidArgument(f"input[{i}] must not be empty")
+            raise InvalidArgument(f"input[{i}] must not be empty", field=f"input[{i}]")
         if len(text) > settings.max_message_chars:
             raise InvalidArgument(
                 f"input[{i}] is {len(text)} characters long; "
-                f"at most {settings.max_message_chars} are accepted"
+                f"at most {settings.max_message_chars} are accepted",
+                field=f"input[{i}]",
             )
     payload: JsonObject = {
         "model": model_name(req.model, settings.embedding_model),
@@ -103,7 +105,9 @@ def embed_payload(req: pb.EmbedRequest, settings: Settings) -> JsonObject:
         payload["truncate"] = req.truncate
     if req.HasField("dimensions"):
         if req.dimensions <= 0:
-            raise InvalidArgument(f"dimensions must be above 0, got {req.dimensions}")
+            raise InvalidArgument(
+                f"dimensions must be above 0, got {req.dimensions}", field="dimensions"
+            )
         payload["dimensions"] = req.dimensions
     extra = options(req.options)
     if extra:
@@ -132,7 +136,9 @@ def _common(
         payload["keep_alive"] = alive
     if req.logprobs:
         if not 0 <= req.top_logprobs <= 20:
-            raise InvalidArgument(f"top_logprobs must be from 0 to 20, got {req.top_logprobs}")
+            raise InvalidArgument(
+                f"top_logprobs must be from 0 to 20, got {req.top_logprobs}", field="top_logprobs"
+            )
         payload["logprobs"] = True
         if req.top_logprobs:
             payload["top_logprobs"] = req.top_logprobs
@@ -142,26 +148,31 @@ def _conversation(req: pb.ChatRequest, settings: Settings) -> list[JsonObject]:
     limit = settings.max_message_chars
     if req.messages:
         if req.message or req.history:
-            raise InvalidArgument("give either messages, or history and message, not both")
+            raise InvalidArgument(
+                "give either messages, or history and message, not both", field="messages"
+            )
         turns = list(req.messages)
         where = "messages"
     else:
         if not req.message.strip():
-            raise InvalidArgument("message must not be empty")
+            raise InvalidArgument("message must not be empty", field="message")
         if len(req.message) > limit:
             raise InvalidArgument(
-                f"message is {len(req.message)} characters long; at most {limit} are accepted"
+                f"message is {len(req.message)} characters long; at most {limit} are accepted",
+                field="message",
             )
         turns = list(req.history)
         where = "history"
     if len(turns) > settings.max_history:
         raise InvalidArgument(
-            f"{where} has {len(turns)} turns; at most {settings.max_history} are accepted"
+            f"{where} has {len(turns)} turns; at most {settings.max_history} are accepted",
+            field=where,
         )
     total = len(req.system) + sum(len(t.content) + len(t.thinking) for t in turns)
     if total > limit * 4:
         raise InvalidArgument(
-            f"system prompt and {where} hold {total} characters; at most {limit * 4} are accepted"
+            f"system prompt and {where} hold {total} characters; at most {limit * 4} are accepted",
+            field=where,
         )
     messages: list[JsonObject] = []
     if req.HasField("system") and req.system:
@@ -174,15 +185,27 @@ def _conversation(req: pb.ChatRequest, settings: Settings) -> list[JsonObject]:
             last["images"] = _images(req.images, "images")
         messages.append(last)
     elif req.images:
-        raise InvalidArgument("images go on the turns of messages when messages is given")
+        raise InvalidArgument(
+            "images go on the turns of messages when messages is given", field="images"
+        )
     return messages
+
+
+def image_field(req: pb.ChatRequest) -> str:
+    """The field of a chat's first images (what a model without vision is refused for)."""
+    if req.images:
+        return "images"
+    where = "messages" if req.messages else "history"
+    turns = req.messages or req.history
+    return next((f"{where}[{i}].images" for i, t in enumerate(turns) if t.images), "images")
 
 
 def _turn(turn: pb.ChatMessage, where: str, names: dict[str, str]) -> JsonObject:
     role = turn.role.strip().lower()
     if role not in ROLES:
         raise InvalidArgument(
-            f"{where}.role must be one of {', '.join(ROLES)}, got {quoted(turn.role)}"
+            f"{where}.role must be one of {', '.join(ROLES)}, got {quoted(turn.role)}",
+            field=f"{where}.role",
         )
     entry: JsonObject = {"role": role, "content": turn.content}
     if turn.thinking:
@@ -191,7 +214,9 @@ def _turn(turn: pb.ChatMessage, where: str, names: dict[str, str]) -> JsonObject
         entry["images"] = _images(turn.images, f"{where}.images")
     if turn.tool_calls:
         if role != "assistant":
-            raise InvalidArgument(f"{where}.tool_calls belong on an assistant turn")
+            raise InvalidArgument(
+                f"{where}.tool_calls belong on an assistant turn", field=f"{where}.tool_calls"
+            )
         entry["tool_calls"] = [
             _call(c, f"{where}.tool_calls[{j}]", names) for j, c in enumerate(turn.tool_calls)
         ]
@@ -206,10 +231,15 @@ def _turn(turn: pb.ChatMessage, where: str, names: dict[str, str]) -> JsonObject
 
 def _call(call: pb.ToolCall, where: str, names: dict[str, str]) -> JsonObject:
     if not _TOOL_NAME.fullmatch(call.name):
-        raise InvalidArgument(f"{where}.name must be a function name, got {quoted(call.name)}")
+        raise InvalidArgument(
+            f"{where}.name must be a function name, got {quoted(call.name)}", field=f"{where}.name"
+        )
     arguments = plain(call.arguments)
     if json_depth(arguments) > MAX_JSON_DEPTH:
-        raise InvalidArgument(f"{where}.arguments is nested deeper than {MAX_JSON_DEPTH} levels")
+        raise InvalidArgument(
+            f"{where}.arguments is nested deeper than {MAX_JSON_DEPTH} levels",
+            field=f"{where}.arguments",
+        )
     function: JsonObject = {"name": call.name, "arguments": arguments}
     if call.index:
         function["index"] = call.index
@@ -222,15 +252,21 @@ def _call(call: pb.ToolCall, where: str, names: dict[str, str]) -> JsonObject:
 
 def _tools(tools: Sequence[pb.Tool], choice: str) -> list[JsonObject]:
     if len(tools) > MAX_TOOLS:
-        raise InvalidArgument(f"tools holds {len(tools)} functions; at most {MAX_TOOLS}")
+        raise InvalidArgument(
+            f"tools holds {len(tools)} functions; at most {MAX_TOOLS}", field="tools"
+        )
     out: list[JsonObject] = []
     for i, tool in enumerate(tools):
         if tool.type not in ("", "function"):
-            raise InvalidArgument(f'tools[{i}].type must be "function", got {quoted(tool.type)}')
+            raise InvalidArgument(
+                f'tools[{i}].type must be "function", got {quoted(tool.type)}',
+                field=f"tools[{i}].type",
+            )
         if not _TOOL_NAME.fullmatch(tool.name):
             raise InvalidArgument(
                 f"tools[{i}].name must be 1 to 64 letters, digits, _ . : or -, "
-                f"got {quoted(tool.name)}"
+                f"got {quoted(tool.name)}",
+                field=f"tools[{i}].name",
             )
         function: JsonObject = {"name": tool.name}
         if tool.description:
@@ -238,7 +274,8 @@ def _tools(tools: Sequence[pb.Tool], choice: str) -> list[JsonObject]:
         parameters = plain(tool.parameters) if tool.HasField("parameters") else {}
         if json_depth(parameters) > MAX_JSON_DEPTH:
             raise InvalidArgument(
-                f"tools[{i}].parameters is nested deeper than {MAX_JSON_DEPTH} levels"
+                f"tools[{i}].parameters is nested deeper than {MAX_JSON_DEPTH} levels",
+                field=f"tools[{i}].parameters",
             )
         function["parameters"] = parameters or {"type": "object", "properties": {}}
         out.append({"type": "function", "function": function})
@@ -250,15 +287,18 @@ def _tools(tools: Sequence[pb.Tool], choice: str) -> list[JsonObject]:
     named = [t for t in out if t["function"]["name"] == wanted]
     if not named:
         raise InvalidArgument(
-            f"tool_choice must be auto, none, required or the name of a tool, got {quoted(choice)}"
+            f"tool_choice must be auto, none, required or the name of a tool, got {quoted(choice)}",
+            field="tool_choice",
         )
     return named
 
 
 def _images(images: Sequence[bytes], where: str) -> list[str]:
     if len(images) > MAX_IMAGES:
-        raise InvalidArgument(f"{where} holds {len(images)} images; at most {MAX_IMAGES}")
+        raise InvalidArgument(
+            f"{where} holds {len(images)} images; at most {MAX_IMAGES}", field=where
+        )
     for i, image in enumerate(images):
         if not image:
-            raise InvalidArgument(f"{where}[{i}] is empty")
+            raise InvalidArgument(f"{where}[{i}] is empty", field=f"{where}[{i}]")
     return [base64.b64encode(image).decode("ascii") for image in images]

@@ -24,7 +24,7 @@ from server.health import OllamaHealthServicer, has_model
 from server.hosts import Host, OllamaPool
 from server.lanes import Lanes
 from server.metrics import Metrics
-from server.payloads import chat_payload, embed_payload, generate_payload
+from server.payloads import chat_payload, embed_payload, generate_payload, image_field
 from server.stats import StatsRecorder
 from server.usage.callers import Callers
 from server.usage.ledger import Ledger
@@ -110,7 +110,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
         return reply
 
     async def ChatStream(self, request: pb.ChatStreamRequest, context: Context) -> None:
-        async with self._calls.track("CHAT", "ChatStream", context) as call:
+        async with self._calls.track("CHAT", "ChatStream", context, wrapper="request") as call:
             call.stream = True
 
             async def attempt(model: str) -> None:
@@ -137,7 +137,9 @@ class LlmService(pb_grpc.LlmServiceServicer):
         return reply
 
     async def GenerateStream(self, request: pb.GenerateStreamRequest, context: Context) -> None:
-        async with self._calls.track("GENERATE", "GenerateStream", context) as call:
+        async with self._calls.track(
+            "GENERATE", "GenerateStream", context, wrapper="request"
+        ) as call:
             call.stream = True
 
             async def attempt(model: str) -> None:
@@ -160,7 +162,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
         payload = chat_payload(_for_model(request, model), self._settings)
         log.debug("CHAT messages=%r", payload["messages"])
         if any(m.get("images") for m in payload["messages"]):
-            await self.catalog.require(model, "vision", "images")
+            await self.catalog.require(model, "vision", "images", image_field(request))
         await self._gen.reasoning_budget(request, payload, call)
         return payload
 
@@ -168,9 +170,9 @@ class LlmService(pb_grpc.LlmServiceServicer):
         payload = generate_payload(_for_model(request, model), self._settings)
         log.debug("GENERATE prompt=%r", payload["prompt"])
         if payload.get("images"):
-            await self.catalog.require(model, "vision", "images")
+            await self.catalog.require(model, "vision", "images", "images")
         if payload.get("suffix"):
-            await self.catalog.require(model, "insert", "a suffix")
+            await self.catalog.require(model, "insert", "a suffix", "suffix")
         if payload["prompt"]:
             await self._gen.reasoning_budget(request, payload, call)
         return payload

@@ -1,7 +1,8 @@
 """Checks of the values a request carries, each turned into what Ollama takes.
 
 Unset optional fields take the defaults from ``Settings``; values that are set are
-checked against them. Every rejection is an ``InvalidArgument`` naming the field.
+checked against them. Every rejection is an ``InvalidArgument`` naming the field, in
+its message and as data (``field``, the field's path in the request message).
 ``server.payloads`` builds whole Ollama requests from these.
 """
 
@@ -45,7 +46,8 @@ def model_name(raw: str, default: str) -> str:
     name = raw.strip()
     if len(name) > MAX_MODEL_NAME:
         raise InvalidArgument(
-            f"model name is {len(name)} characters long; at most {MAX_MODEL_NAME} are accepted"
+            f"model name is {len(name)} characters long; at most {MAX_MODEL_NAME} are accepted",
+            field="model",
         )
     return name or default
 
@@ -83,7 +85,7 @@ def sampling(req: Sampled, settings: Settings) -> dict[str, Any]:
         options["top_p"] = top_p
     if req.stop:
         if any(not s for s in req.stop):
-            raise InvalidArgument("stop must not contain empty strings")
+            raise InvalidArgument("stop must not contain empty strings", field="stop")
         options["stop"] = list(req.stop)
     if req.HasField("seed"):
         options["seed"] = req.seed
@@ -94,11 +96,14 @@ def _max_tokens(req: Sampled, settings: Settings) -> int:
     if not req.HasField("max_tokens"):
         return settings.max_tokens
     if req.max_tokens <= 0:
-        raise InvalidArgument(f"max_tokens must be above 0, got {req.max_tokens}")
+        raise InvalidArgument(
+            f"max_tokens must be above 0, got {req.max_tokens}", field="max_tokens"
+        )
     if req.max_tokens > settings.max_tokens:
         raise InvalidArgument(
             f"max_tokens must be at most {settings.max_tokens} (OLLAMA_MAX_TOKENS), "
-            f"got {req.max_tokens}"
+            f"got {req.max_tokens}",
+            field="max_tokens",
         )
     return req.max_tokens
 
@@ -108,7 +113,9 @@ def _temperature(req: Sampled, settings: Settings) -> float | None:
         return None if req.model_defaults else settings.temperature
     value = req.temperature
     if not 0.0 <= value <= 2.0:  # also rejects NaN
-        raise InvalidArgument(f"temperature must be from 0 to 2, got {value:g}")
+        raise InvalidArgument(
+            f"temperature must be from 0 to 2, got {value:g}", field="temperature"
+        )
     return value
 
 
@@ -117,7 +124,7 @@ def _top_p(req: Sampled, settings: Settings) -> float | None:
         return None if req.model_defaults else settings.top_p
     value = req.top_p
     if not 0.0 < value <= 1.0:
-        raise InvalidArgument(f"top_p must be above 0 and at most 1, got {value:g}")
+        raise InvalidArgument(f"top_p must be above 0 and at most 1, got {value:g}", field="top_p")
     return value
 
 
@@ -132,9 +139,11 @@ def text_format(raw: str) -> str | dict[str, Any] | None:
     except RecursionError:
         raise _too_deep("format") from None
     except ValueError:
-        raise InvalidArgument('format must be "json" or a JSON schema object') from None
+        raise InvalidArgument(
+            'format must be "json" or a JSON schema object', field="format"
+        ) from None
     if not isinstance(schema, dict):
-        raise InvalidArgument('format must be "json" or a JSON schema object')
+        raise InvalidArgument('format must be "json" or a JSON schema object', field="format")
     if json_depth(schema) > MAX_JSON_DEPTH:
         raise _too_deep("format")
     return schema
@@ -150,7 +159,7 @@ def value_format(value: struct_pb2.Value, what: str) -> str | dict[str, Any]:
         if json_depth(schema) > MAX_JSON_DEPTH:
             raise _too_deep(what)
         return schema
-    raise InvalidArgument(f'{what} must be "json" or a JSON schema object')
+    raise InvalidArgument(f'{what} must be "json" or a JSON schema object', field=what)
 
 
 def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
@@ -187,13 +196,17 @@ def options(req_options: pb.ModelOptions) -> dict[str, Any]:
         if req_options.HasField(name):
             value = getattr(req_options, name)
             if value <= 0:
-                raise InvalidArgument(f"options.{name} must be above 0, got {value}")
+                raise InvalidArgument(
+                    f"options.{name} must be above 0, got {value}", field=f"options.{name}"
+                )
             out[name] = value
     for name in ("min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
         if req_options.HasField(name):
             value = getattr(req_options, name)
             if not math.isfinite(value):
-                raise InvalidArgument(f"options.{name} must be a finite number")
+                raise InvalidArgument(
+                    f"options.{name} must be a finite number", field=f"options.{name}"
+                )
             out[name] = value
     return out
 
@@ -261,7 +274,10 @@ def _check_option(key: str, value: Any) -> None:
         "array of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
     }[kind]
     if not ok:
-        raise InvalidArgument(f'option "{key}" must be of type {kind}, got {quoted(value)}')
+        raise InvalidArgument(
+            f'option "{key}" must be of type {kind}, got {quoted(value)}',
+            field=f"options.extra.{key}",
+        )
 
 
 def keep_alive(raw: str) -> str | float | None:
@@ -274,12 +290,14 @@ def keep_alive(raw: str) -> str | float | None:
     except ValueError:
         if not _DURATION.fullmatch(text):
             raise InvalidArgument(
-                f'keep_alive must be seconds or a duration like "5m", got {quoted(text)}'
+                f'keep_alive must be seconds or a duration like "5m", got {quoted(text)}',
+                field="keep_alive",
             ) from None
         return text
     if not math.isfinite(seconds) or abs(seconds) > MAX_KEEP_ALIVE:
         raise InvalidArgument(
-            f"keep_alive must be seconds from -{MAX_KEEP_ALIVE} to {MAX_KEEP_ALIVE}, got {text}"
+            f"keep_alive must be seconds from -{MAX_KEEP_ALIVE} to {MAX_KEEP_ALIVE}, got {text}",
+            field="keep_alive",
         )
     return int(seconds) if seconds.is_integer() else seconds
 
@@ -315,7 +333,7 @@ def seconds(value: str | float) -> float:
 
 
 def _too_deep(what: str) -> InvalidArgument:
-    return InvalidArgument(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return InvalidArgument(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels", field=what)
 
 
 def _not_json(name: str) -> None:
@@ -327,5 +345,7 @@ def think(raw: str) -> bool | str | None:
     if not value:
         return None
     if value not in THINK_VALUES:
-        raise InvalidArgument(f"think must be one of {', '.join(THINK_VALUES)}, got {quoted(raw)}")
+        raise InvalidArgument(
+            f"think must be one of {', '.join(THINK_VALUES)}, got {quoted(raw)}", field="think"
+        )
     return THINK_VALUES[value]

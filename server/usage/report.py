@@ -35,23 +35,23 @@ def window(request: pb.UsageRequest, now: float) -> tuple[float, float]:
         else until - DEFAULT_DAYS * 86400.0
     )
     if since >= until:
-        raise InvalidArgument("since must be before until")
+        raise InvalidArgument("since must be before until", field="since")
     return since, until
 
 
 def _seconds(stamp: Timestamp, name: str) -> float:
     seconds = float(stamp.seconds) + stamp.nanos / 1e9
     if not 0 <= stamp.nanos < 1_000_000_000 or not 0 <= seconds <= LATEST:
-        raise InvalidArgument(f"{name} must be a time between 1970 and 9999")
+        raise InvalidArgument(f"{name} must be a time between 1970 and 9999", field=name)
     return seconds
 
 
 def groups(request: pb.UsageRequest) -> list[str]:
     names: list[str] = []
-    for group in request.group_by:
+    for i, group in enumerate(request.group_by):
         name = GROUP_NAMES.get(group)
         if name is None:
-            raise InvalidArgument("group_by must be caller, model or day")
+            raise InvalidArgument("group_by must be caller, model or day", field=f"group_by[{i}]")
         if name not in names:
             names.append(name)
     return names
