@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 
 import grpc
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
@@ -110,8 +109,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if local is not None:
-            # Duck-typed: the calls the routes make, with the same messages and errors.
-            app.state.backend = Backend(settings, cast(pb_grpc.LlmServiceStub, local))
+            app.state.backend = Backend(settings, local)
             log.info("REST shim calling the gRPC service in process")
             yield
             return

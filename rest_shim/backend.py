@@ -1,4 +1,4 @@
-"""What the REST routes share: the settings and the stub on the lifespan's channel."""
+"""What the REST routes share: the settings and the stub (a channel's, or in process)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from rest_shim.stub import LlmStub
 from server.calls import FACE_KEY
 from server.config import Settings
 from server.logs import REQUEST_ID_HEADER
@@ -23,7 +23,7 @@ PROBE_DEADLINE = 10.0
 @dataclass
 class Backend:
     settings: Settings
-    stub: pb_grpc.LlmServiceStub
+    stub: LlmStub
 
     @property
     def deadline(self) -> float:

@@ -28,7 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]
@@ -39,7 +39,8 @@ from server.service import LlmService
 
 log = logging.getLogger("llm.inprocess")
 
-T = TypeVar("T")
+RequestT = TypeVar("RequestT")
+ReplyT = TypeVar("ReplyT")
 MetadataPairs = tuple[tuple[str, str], ...]
 STREAM_BUFFER = 32
 SERVICE = "/llm.v1.LlmService/"
@@ -69,14 +70,14 @@ class _Channel:
     """
 
     def __init__(self, size: int) -> None:
-        self._items: deque[Any] = deque()
+        self._items: deque[object] = deque()
         self._size = size
         self._closed = False
         self._error: BaseException | None = None
         self._reader: asyncio.Future[None] | None = None
         self._writer: asyncio.Future[None] | None = None
 
-    async def put(self, item: Any) -> None:
+    async def put(self, item: object) -> None:
         while len(self._items) >= self._size:
             self._writer = asyncio.get_running_loop().create_future()
             try:
@@ -92,7 +93,7 @@ class _Channel:
         self._error = error
         _wake(self._reader)
 
-    async def get(self) -> Any:
+    async def get(self) -> object:
         while not self._items:
             if self._closed:
                 error, self._error = self._error, None
@@ -139,7 +140,7 @@ class _Context:
         """Whether the call has ended (an in-process write never fails for that)."""
         return False
 
-    async def write(self, message: Any) -> None:
+    async def write(self, message: object) -> None:
         assert self._channel is not None, "write() on a unary call"
         await self._channel.put(message)
 
@@ -185,7 +186,7 @@ class StreamCall:
         finally:
             self._channel.close(error)
 
-    async def read(self) -> Any:
+    async def read(self) -> object:
         if self._ended:
             return EOF
         try:
@@ -217,6 +218,57 @@ def _as_rpc_error(exc: Exception) -> grpc.aio.AioRpcError:
     return rpc_error(grpc.StatusCode.UNKNOWN, "unexpected error in the server")
 
 
+class UnaryMethod(Generic[RequestT, ReplyT]):
+    """One unary method of the stub, as grpc.aio's: ``await stub.Chat(request, timeout,
+    metadata)``. ``method`` is the servicer's; its context is a ``_Context``, which does
+    for it what ``grpc.aio.ServicerContext`` does (duck-typed, hence ``Any``)."""
+
+    def __init__(
+        self, stub: InProcessStub, name: str, method: Callable[[RequestT, Any], Awaitable[ReplyT]]
+    ) -> None:
+        self._stub = stub
+        self._name = name
+        self._method = method
+
+    async def __call__(
+        self, request: RequestT, timeout: float | None = None, metadata: MetadataPairs = ()
+    ) -> ReplyT:
+        stub = self._stub
+        stub.admit(self._name, metadata)
+        context = _Context(tuple(metadata), _deadline(timeout))
+        task = asyncio.current_task()
+        assert task is not None
+        stub.track(task)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._method(request, context)
+        except Exception as exc:
+            raise _as_rpc_error(exc) from None
+        finally:
+            stub.untrack(task)
+
+
+class StreamMethod(Generic[RequestT]):
+    """One server-streaming method of the stub: ``call = stub.ChatStream(request,
+    timeout, metadata)``, then ``await call.read()`` (see ``StreamCall``)."""
+
+    def __init__(
+        self, stub: InProcessStub, name: str, method: Callable[[RequestT, Any], Awaitable[None]]
+    ) -> None:
+        self._stub = stub
+        self._name = name
+        self._method = method
+
+    def __call__(
+        self, request: RequestT, timeout: float | None = None, metadata: MetadataPairs = ()
+    ) -> StreamCall:
+        async def run(context: _Context) -> None:
+            self._stub.admit(self._name, metadata)  # refused at the first read, as over gRPC
+            await self._method(request, context)
+
+        return StreamCall(self._stub, run, metadata, timeout)
+
+
 class InProcessStub:
     """``LlmServiceStub``'s calls, answered by ``service`` in this event loop."""
 
@@ -228,54 +280,19 @@ class InProcessStub:
         self._idle = asyncio.Event()
         self._idle.set()
 
-        self.Chat = self._unary("Chat", service.Chat)
-        self.Embed = self._unary("Embed", service.Embed)
-        self.ListModels = self._unary("ListModels", service.ListModels)
-        self.Health = self._unary("Health", service.Health)
-        self.Stats = self._unary("Stats", service.Stats)
-        self.Generate = self._unary("Generate", service.Generate)
-        self.ShowModel = self._unary("ShowModel", service.ShowModel)
-        self.ListRunningModels = self._unary("ListRunningModels", service.ListRunningModels)
-        self.Usage = self._unary("Usage", service.Usage)
-        self.ChatStream = self._stream("ChatStream", service.ChatStream)
-        self.GenerateStream = self._stream("GenerateStream", service.GenerateStream)
+        self.Chat = UnaryMethod(self, "Chat", service.Chat)
+        self.Embed = UnaryMethod(self, "Embed", service.Embed)
+        self.ListModels = UnaryMethod(self, "ListModels", service.ListModels)
+        self.Health = UnaryMethod(self, "Health", service.Health)
+        self.Stats = UnaryMethod(self, "Stats", service.Stats)
+        self.Generate = UnaryMethod(self, "Generate", service.Generate)
+        self.ShowModel = UnaryMethod(self, "ShowModel", service.ShowModel)
+        self.ListRunningModels = UnaryMethod(self, "ListRunningModels", service.ListRunningModels)
+        self.Usage = UnaryMethod(self, "Usage", service.Usage)
+        self.ChatStream = StreamMethod(self, "ChatStream", service.ChatStream)
+        self.GenerateStream = StreamMethod(self, "GenerateStream", service.GenerateStream)
 
-    def _stream(
-        self, name: str, method: Callable[[Any, Any], Awaitable[None]]
-    ) -> Callable[..., StreamCall]:
-        def call(
-            request: Any, timeout: float | None = None, metadata: MetadataPairs = ()
-        ) -> StreamCall:
-            async def run(context: _Context) -> None:
-                self._admit(name, metadata)  # refused at the first read, as over gRPC
-                await method(request, context)
-
-            return StreamCall(self, run, metadata, timeout)
-
-        return call
-
-    def _unary(
-        self, name: str, method: Callable[[Any, Any], Awaitable[T]]
-    ) -> Callable[..., Coroutine[Any, Any, T]]:
-        async def call(
-            request: Any, timeout: float | None = None, metadata: MetadataPairs = ()
-        ) -> T:
-            self._admit(name, metadata)
-            context = _Context(tuple(metadata), _deadline(timeout))
-            task = asyncio.current_task()
-            assert task is not None
-            self._track(task)
-            try:
-                async with asyncio.timeout(timeout):
-                    return await method(request, context)
-            except Exception as exc:
-                raise _as_rpc_error(exc) from None
-            finally:
-                self._untrack(task)
-
-        return call
-
-    def _admit(self, name: str, metadata: MetadataPairs) -> None:
+    def admit(self, name: str, metadata: MetadataPairs) -> None:
         if self._closed:
             raise rpc_error(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         if not self._keys.admits(SERVICE + name, metadata):
@@ -284,15 +301,15 @@ class InProcessStub:
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
-        self._track(task)
-        task.add_done_callback(self._untrack)
+        self.track(task)
+        task.add_done_callback(self.untrack)
         return task
 
-    def _track(self, task: asyncio.Task[Any]) -> None:
+    def track(self, task: asyncio.Task[Any]) -> None:
         self._running.add(task)
         self._idle.clear()
 
-    def _untrack(self, task: asyncio.Task[Any]) -> None:
+    def untrack(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)
         if not self._running:
             self._idle.set()

@@ -189,12 +189,12 @@ def options(req_options: pb.ModelOptions) -> dict[str, Any]:
             if value <= 0:
                 raise InvalidArgument(f"options.{name} must be above 0, got {value}")
             out[name] = value
-    for name in ("min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
-        if req_options.HasField(name):
-            value = getattr(req_options, name)
+    for field in ("min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
+        if req_options.HasField(field):
+            value = getattr(req_options, field)
             if not math.isfinite(value):
-                raise InvalidArgument(f"options.{name} must be a finite number")
-            out[name] = value
+                raise InvalidArgument(f"options.{field} must be a finite number")
+            out[field] = value
     return out
 
 

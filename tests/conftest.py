@@ -48,7 +48,7 @@ class Stack:
     settings: Settings
     server: LlmServer
     channel: grpc.aio.Channel
-    stub: pb_grpc.LlmServiceStub
+    stub: pb_grpc.LlmServiceAsyncStub
 
     @property
     def target(self) -> str:
