@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from rest_shim.stub import LlmStub
-from server.calls import FACE_KEY
 from server.config import Settings
-from server.logs import REQUEST_ID_HEADER
+from server.logs import FACE_KEY, REQUEST_ID_HEADER
 
 # Extra seconds past OLLAMA_TIMEOUT, so the server's own timeout (with its clearer
 # message) fires before the shim's gRPC deadline does.
