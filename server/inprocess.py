@@ -273,7 +273,6 @@ class InProcessStub:
     """``LlmServiceStub``'s calls, answered by ``service`` in this event loop."""
 
     def __init__(self, service: LlmService, keys: KeyChecker) -> None:
-        self._service = service
         self._keys = keys
         self._closed = False
         self._running: set[asyncio.Task[Any]] = set()

@@ -59,15 +59,6 @@ def configuration(settings: Settings) -> pb.Configuration:
     )
 
 
-def _ns_to_ms(value: Any) -> float:
-    return float(value or 0) / 1e6
-
-
-def _tokens_per_second(final: dict[str, Any]) -> float | None:
-    eval_count, eval_ns = final.get("eval_count") or 0, final.get("eval_duration") or 0
-    return eval_count / (eval_ns / 1e9) if eval_count and eval_ns else None
-
-
 class LlmService(pb_grpc.LlmServiceServicer):
     def __init__(
         self,
