@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 import grpc
-from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]
+from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]  # grpc-stubs lacks EOF
 
 from server.auth import DENIED, KeyChecker
 from server.errors import ERROR_CODE_KEY
