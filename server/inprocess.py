@@ -17,7 +17,7 @@ request. What a real channel gives the servicer is kept:
   waits for the calls in flight, cancelling what is left when the grace period ends.
 
 A stream runs the servicer in a task of its own, as the gRPC server does; its
-``context.write`` hands messages over through a small bounded channel (the stream's
+``context.write`` hands messages over through a small bounded ``Handover`` (the stream's
 flow control), and cancelling the call cancels that task.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +34,7 @@ from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]  # grpc-stubs l
 
 from server.auth import DENIED, KeyChecker
 from server.errors import ERROR_CODE_KEY
+from server.handover import Handover
 from server.service import LlmService
 
 log = logging.getLogger("llm.inprocess")
@@ -60,66 +60,14 @@ def rpc_error(
     return grpc.aio.AioRpcError(code, Metadata(), Metadata(*trailers), details, None)
 
 
-class _Channel:
-    """A bounded hand-over of one stream's messages from its servicer to its reader.
-
-    ``put`` waits for room (the stream's flow control, like a gRPC write); ``close``
-    never waits, so the end of a stream (and its status) reaches the reader whatever
-    the reader does. Nothing here can strand the writer: it only ever waits inside its
-    own task, where cancellation reaches it.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._items: deque[object] = deque()
-        self._size = size
-        self._closed = False
-        self._error: BaseException | None = None
-        self._reader: asyncio.Future[None] | None = None
-        self._writer: asyncio.Future[None] | None = None
-
-    async def put(self, item: object) -> None:
-        while len(self._items) >= self._size:
-            self._writer = asyncio.get_running_loop().create_future()
-            try:
-                await self._writer
-            finally:
-                self._writer = None
-        self._items.append(item)
-        _wake(self._reader)
-
-    def close(self, error: BaseException | None) -> None:
-        """The end of the stream: after the messages put so far, EOF or ``error``."""
-        self._closed = True
-        self._error = error
-        _wake(self._reader)
-
-    async def get(self) -> object:
-        while not self._items:
-            if self._closed:
-                error, self._error = self._error, None
-                if error is not None:
-                    raise error
-                return EOF
-            self._reader = asyncio.get_running_loop().create_future()
-            try:
-                await self._reader
-            finally:
-                self._reader = None
-        item = self._items.popleft()
-        _wake(self._writer)
-        return item
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
 class _Context:
     """The part of ``grpc.aio.ServicerContext`` the servicer uses."""
 
     def __init__(
-        self, metadata: MetadataPairs, deadline: float | None, channel: _Channel | None = None
+        self,
+        metadata: MetadataPairs,
+        deadline: float | None,
+        channel: Handover[object] | None = None,
     ) -> None:
         self._metadata = metadata
         self._deadline = deadline
@@ -155,7 +103,7 @@ class StreamCall:
     ``grpc.aio.EOF`` at the end) and ``cancel()``.
 
     The servicer runs in a task of its own, as under a gRPC server, and writes into a
-    ``_Channel``; ``cancel()`` cancels that task, so the servicer unwinds where it
+    ``Handover``; ``cancel()`` cancels that task, so the servicer unwinds where it
     waits (for Ollama, or for room to write) and releases what it holds.
     """
 
@@ -166,7 +114,7 @@ class StreamCall:
         metadata: MetadataPairs,
         timeout: float | None,
     ) -> None:
-        self._channel = _Channel(STREAM_BUFFER)
+        self._channel: Handover[object] = Handover(STREAM_BUFFER)
         self._ended = False
         context = _Context(tuple(metadata), _deadline(timeout), self._channel)
         self._task = calls.spawn(self._serve(run, context, timeout))
@@ -194,8 +142,9 @@ class StreamCall:
         except BaseException:
             self._ended = True
             raise
-        if message is EOF:
+        if message is None:
             self._ended = True
+            return EOF
         return message
 
     def cancel(self) -> bool:
