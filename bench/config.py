@@ -10,7 +10,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PHASES = ("latency", "throughput", "streams", "rate", "memory", "soak", "ledger", "realmodel")
-TARGETS = ("direct", "grpc", "rest", "ollama")
 STREAM_SECONDS = 2.0
 
 

@@ -23,7 +23,6 @@ from bench.config import REPO, Config
 from bench.targets import DirectTarget, RestTarget, Target, words
 
 JsonDict = dict[str, Any]
-STORES = ("off", "sqlite", "postgresql")
 SETTLE = 0.3
 
 

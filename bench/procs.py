@@ -80,9 +80,6 @@ class Proc:
     def rss_kb(self) -> int:
         return proc_status_kb(self.pid, "VmRSS")
 
-    def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.pid)
-
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = self.log_path.read_text(errors="replace")

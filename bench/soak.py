@@ -81,7 +81,7 @@ async def _rest_client(base: str, rng: random.Random) -> str:
         writer.transport.abort()
 
 
-async def _grpc_client(stub: pb_grpc.LlmServiceStub, rng: random.Random) -> str:
+async def _grpc_client(stub: pb_grpc.LlmServiceAsyncStub, rng: random.Random) -> str:
     request = pb.ChatStreamRequest(
         request=pb.ChatRequest(message="w " * rng.randint(1, 200), model=MODEL)
     )
@@ -89,7 +89,7 @@ async def _grpc_client(stub: pb_grpc.LlmServiceStub, rng: random.Random) -> str:
     reads = rng.randint(0, 250)
     try:
         for _ in range(reads):
-            if await call.read() == grpc.aio.EOF:  # type: ignore[attr-defined]
+            if not isinstance(await call.read(), pb.ChatStreamResponse):  # EOF
                 return "end"
     except grpc.aio.AioRpcError:
         return "failed"
@@ -98,9 +98,8 @@ async def _grpc_client(stub: pb_grpc.LlmServiceStub, rng: random.Random) -> str:
     return "grpc-cancel"
 
 
-async def _stats(stub: pb_grpc.LlmServiceStub) -> pb.StatsResponse:
-    reply: pb.StatsResponse = await stub.Stats(pb.StatsRequest(), timeout=10)
-    return reply
+async def _stats(stub: pb_grpc.LlmServiceAsyncStub) -> pb.StatsResponse:
+    return await stub.Stats(pb.StatsRequest(), timeout=10)
 
 
 async def soak(grpc_target: str, rest_url: str, duration: float, clients: int) -> JsonDict:

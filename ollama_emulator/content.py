@@ -70,14 +70,6 @@ def message_content(message: Mapping[str, Any]) -> str:
     return content if isinstance(content, str) else ""
 
 
-def last_user_message(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Content of the last message with role "user", or "" when there is none."""
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return message_content(message)
-    return ""
-
-
 def prompt_message(messages: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The message the model answers: the last one if from a tool, else the last user one."""
     if messages and messages[-1].get("role") == "tool":

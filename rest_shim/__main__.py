@@ -13,7 +13,7 @@ from server.logs import configure_logging
 def main() -> int:
     settings = settings_or_exit(os.environ)
     configure_logging(settings.log_level, settings.log_format)
-    from server.runner import run_rest
+    from rest_shim.serving import run_rest
 
     return run(run_rest(settings))
 

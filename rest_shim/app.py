@@ -1,11 +1,11 @@
-"""The Starlette app of the REST face; one grpc.aio channel opened in its lifespan."""
+"""The Starlette app of the HTTP faces, given the stub they call (or a grpc.aio
+channel opened in its lifespan)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import cast
 
 import grpc
 from prometheus_client import CONTENT_TYPE_LATEST, ProcessCollector, generate_latest
@@ -27,10 +27,9 @@ from rest_shim.middleware import HttpMetrics, RequestContext
 from rest_shim.ollama.routes import Endpoint, ollama_routes, running_text
 from rest_shim.openai_compat import openai_error, openai_routes
 from rest_shim.openapi import docs_page, openapi_document
+from rest_shim.stub import LlmStub
 from rest_shim.usage import usage
 from server.config import Settings
-from server.inprocess import InProcessStub
-from server.metrics import Metrics
 
 log = logging.getLogger("llm.rest")
 
@@ -86,17 +85,19 @@ async def gin_error_handler(request: Request, exc: Exception) -> Response:
 
 def create_app(
     settings: Settings,
-    server_metrics: Metrics | None = None,
-    local: InProcessStub | None = None,
+    stub: LlmStub | None = None,
     *,
+    server_metrics: Callable[[], bytes] | None = None,
     ollama_only: bool = False,
 ) -> Starlette:
-    """The REST face. When the gRPC server runs in the same process: ``server_metrics``
-    are its metrics, served on /metrics next to the REST face's own (distinct names, so
-    nothing is counted twice), and ``local`` its in-process stub, called instead of a
-    channel to ``settings.grpc_target``. With ``ollama_only``, Ollama's face alone, for
-    a port of its own (OLLAMA_API_PORT): ``GET /`` answers "Ollama is running" there,
-    so a client that knows only Ollama's URL changes host and port, nothing else."""
+    """The HTTP faces, calling ``stub``; without one, a grpc.aio channel to
+    ``settings.grpc_target`` opened in the app's lifespan. ``server_metrics``: the
+    exposition of the metrics of a gRPC server in the same process, served on /metrics
+    before the faces' own (distinct names, so nothing is counted twice); without it the
+    process's own metrics are reported instead. With ``ollama_only``, Ollama's face
+    alone, for a port of its own (OLLAMA_API_PORT): ``GET /`` answers "Ollama is
+    running" there, so a client that knows only Ollama's URL changes host and port,
+    nothing else."""
     http_metrics = HttpMetrics()
     if server_metrics is None:  # alone in its process: report the process too
         ProcessCollector(registry=http_metrics.registry)
@@ -104,14 +105,13 @@ def create_app(
     async def metrics_route(request: Request) -> Response:
         body = generate_latest(http_metrics.registry)
         if server_metrics is not None:
-            body = server_metrics.exposition() + body
+            body = server_metrics() + body
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if local is not None:
-            # Duck-typed: the calls the routes make, with the same messages and errors.
-            app.state.backend = Backend(settings, cast(pb_grpc.LlmServiceStub, local))
+        if stub is not None:
+            app.state.backend = Backend(settings, stub)
             log.info("REST shim calling the gRPC service in process")
             yield
             return

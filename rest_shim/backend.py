@@ -1,4 +1,4 @@
-"""What the REST routes share: the settings and the stub on the lifespan's channel."""
+"""What the REST routes share: the settings and the stub (a channel's, or in process)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
-from server.calls import FACE_KEY
+from rest_shim.stub import LlmStub
 from server.config import Settings
-from server.logs import REQUEST_ID_HEADER
+from server.logs import FACE_KEY, REQUEST_ID_HEADER
 
 # Extra seconds past OLLAMA_TIMEOUT, so the server's own timeout (with its clearer
 # message) fires before the shim's gRPC deadline does.
@@ -23,7 +22,7 @@ PROBE_DEADLINE = 10.0
 @dataclass
 class Backend:
     settings: Settings
-    stub: pb_grpc.LlmServiceStub
+    stub: LlmStub
 
     @property
     def deadline(self) -> float:

@@ -21,7 +21,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from grpc.aio import EOF  # type: ignore[attr-defined]
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -45,11 +44,11 @@ from rest_shim.openai_mapping import (
 from rest_shim.openai_params import openai_param
 from rest_shim.sse import SSE_HEADERS
 from rest_shim.streaming import RpcStreamResponse
+from rest_shim.stub import StreamCall
 from server.errors import quoted
 from server.validation import MAX_MODEL_NAME
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-ChatStreamCall = grpc.aio.UnaryStreamCall[pb.ChatStreamRequest, pb.ChatStreamResponse]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -161,7 +160,7 @@ async def _stream(request: Request, b: Backend, parsed: ChatCompletionRequest) -
 
 
 async def _chunks(
-    call: ChatStreamCall, first: object, chunks: ChunkFactory
+    call: StreamCall, first: object, chunks: ChunkFactory
 ) -> AsyncGenerator[bytes]:
     """Role chunk, one chunk per delta, the finish (and usage) chunks, ``[DONE]``.
 
@@ -171,8 +170,7 @@ async def _chunks(
     message, finished = first, False
     try:
         yield _sse(chunks.delta({"role": "assistant", "content": ""}))
-        while message is not EOF:
-            assert isinstance(message, pb.ChatStreamResponse)
+        while isinstance(message, pb.ChatStreamResponse):  # until EOF
             for chunk in chunks.final(message) if message.done else [chunks.event(message)]:
                 yield _sse(chunk)
             finished = finished or message.done

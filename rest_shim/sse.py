@@ -12,7 +12,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import grpc
-from grpc.aio import EOF  # type: ignore[attr-defined]
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +22,7 @@ from rest_shim.errors import error_response, rpc_error_parts, rpc_error_response
 from rest_shim.fastjson import dumps
 from rest_shim.http_io import ClientDisconnected, unless_disconnected
 from rest_shim.streaming import RpcStreamResponse
+from rest_shim.stub import StreamCall
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -49,14 +49,10 @@ async def stream_chat(request: Request, b: Backend, rpc_request: pb.ChatRequest)
     )
 
 
-async def _events(
-    call: grpc.aio.UnaryStreamCall[pb.ChatStreamRequest, pb.ChatStreamResponse],
-    first: object,
-) -> AsyncGenerator[bytes]:
+async def _events(call: StreamCall, first: object) -> AsyncGenerator[bytes]:
     message = first
     try:
-        while message is not EOF:
-            assert isinstance(message, pb.ChatStreamResponse)
+        while isinstance(message, pb.ChatStreamResponse):  # until EOF
             yield sse_event(mapping.stream_event(message))
             message = await call.read()
     except grpc.aio.AioRpcError as exc:

@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from server.errors import LlmError, OllamaTimeout
-from server.logs import REQUEST_ID_HEADER, new_request_id, request_id
+from server.logs import FACE_KEY, FACES, REQUEST_ID_HEADER, new_request_id, request_id
 from server.metrics import Metrics
 from server.rich_errors import trailers
 from server.stats import Outcome, RequestRecord, StatsRecorder
@@ -31,9 +31,6 @@ from server.usage.store import Row
 log = logging.getLogger("llm.requests")
 
 Context = grpc.aio.ServicerContext[Any, Any]
-# Metadata the REST shim adds: which of its faces a request came through.
-FACE_KEY = "x-llm-face"
-FACES = frozenset({"grpc", "rest", "openai", "ollama"})
 
 
 @dataclass

@@ -12,8 +12,8 @@ import math
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from server.usage.callers import Caller, load_callers
@@ -195,16 +195,6 @@ class Settings:
         if bool(settings.tls_cert) != bool(settings.tls_key):
             raise ConfigError("GRPC_TLS_CERT and GRPC_TLS_KEY must be set together")
         return settings
-
-    def public(self) -> dict[str, Any]:
-        """The settings as plain data, for logs; API keys are never shown."""
-        data = asdict(self)
-        data["api_keys"] = f"{len(self.api_keys)} configured"
-        data["callers"] = [c.name for c in self.callers]
-        data["database_url"] = without_credentials(self.database_url) if self.database_url else ""
-        data["ollama_base_url"] = self.ollama_display_url
-        data["upstreams_spec"] = [u.display() for u in self.upstreams_spec]
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
 def without_credentials(url: str) -> str:

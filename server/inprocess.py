@@ -18,7 +18,7 @@ request. What a real channel gives the servicer is kept:
   waits for the calls in flight, cancelling what is left when the grace period ends.
 
 A stream runs the servicer in a task of its own, as the gRPC server does; its
-``context.write`` hands messages over through a small bounded channel (the stream's
+``context.write`` hands messages over through a small bounded ``Handover`` (the stream's
 flow control), and cancelling the call cancels that task.
 """
 
@@ -27,20 +27,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
-from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]
+from grpc.aio import EOF, Metadata  # type: ignore[attr-defined]  # grpc-stubs lacks EOF
 
 from server.auth import KeyChecker, denial
+from server.handover import Handover
 from server.rich_errors import Trailers
 from server.service import LlmService
 
 log = logging.getLogger("llm.inprocess")
 
-T = TypeVar("T")
+RequestT = TypeVar("RequestT")
+ReplyT = TypeVar("ReplyT")
 MetadataPairs = tuple[tuple[str, str], ...]
 STREAM_BUFFER = 32
 SERVICE = "/llm.v1.LlmService/"
@@ -58,66 +59,14 @@ def rpc_error(code: grpc.StatusCode, details: str, trailers: Trailers = ()) -> g
     return grpc.aio.AioRpcError(code, Metadata(), Metadata(*trailers), details, None)
 
 
-class _Channel:
-    """A bounded hand-over of one stream's messages from its servicer to its reader.
-
-    ``put`` waits for room (the stream's flow control, like a gRPC write); ``close``
-    never waits, so the end of a stream (and its status) reaches the reader whatever
-    the reader does. Nothing here can strand the writer: it only ever waits inside its
-    own task, where cancellation reaches it.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._items: deque[Any] = deque()
-        self._size = size
-        self._closed = False
-        self._error: BaseException | None = None
-        self._reader: asyncio.Future[None] | None = None
-        self._writer: asyncio.Future[None] | None = None
-
-    async def put(self, item: Any) -> None:
-        while len(self._items) >= self._size:
-            self._writer = asyncio.get_running_loop().create_future()
-            try:
-                await self._writer
-            finally:
-                self._writer = None
-        self._items.append(item)
-        _wake(self._reader)
-
-    def close(self, error: BaseException | None) -> None:
-        """The end of the stream: after the messages put so far, EOF or ``error``."""
-        self._closed = True
-        self._error = error
-        _wake(self._reader)
-
-    async def get(self) -> Any:
-        while not self._items:
-            if self._closed:
-                error, self._error = self._error, None
-                if error is not None:
-                    raise error
-                return EOF
-            self._reader = asyncio.get_running_loop().create_future()
-            try:
-                await self._reader
-            finally:
-                self._reader = None
-        item = self._items.popleft()
-        _wake(self._writer)
-        return item
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
 class _Context:
     """The part of ``grpc.aio.ServicerContext`` the servicer uses."""
 
     def __init__(
-        self, metadata: MetadataPairs, deadline: float | None, channel: _Channel | None = None
+        self,
+        metadata: MetadataPairs,
+        deadline: float | None,
+        channel: Handover[object] | None = None,
     ) -> None:
         self._metadata = metadata
         self._deadline = deadline
@@ -138,7 +87,7 @@ class _Context:
         """Whether the call has ended (an in-process write never fails for that)."""
         return False
 
-    async def write(self, message: Any) -> None:
+    async def write(self, message: object) -> None:
         assert self._channel is not None, "write() on a unary call"
         await self._channel.put(message)
 
@@ -153,7 +102,7 @@ class StreamCall:
     ``grpc.aio.EOF`` at the end) and ``cancel()``.
 
     The servicer runs in a task of its own, as under a gRPC server, and writes into a
-    ``_Channel``; ``cancel()`` cancels that task, so the servicer unwinds where it
+    ``Handover``; ``cancel()`` cancels that task, so the servicer unwinds where it
     waits (for Ollama, or for room to write) and releases what it holds.
     """
 
@@ -164,7 +113,7 @@ class StreamCall:
         metadata: MetadataPairs,
         timeout: float | None,
     ) -> None:
-        self._channel = _Channel(STREAM_BUFFER)
+        self._channel: Handover[object] = Handover(STREAM_BUFFER)
         self._ended = False
         context = _Context(tuple(metadata), _deadline(timeout), self._channel)
         self._task = calls.spawn(self._serve(run, context, timeout))
@@ -184,7 +133,7 @@ class StreamCall:
         finally:
             self._channel.close(error)
 
-    async def read(self) -> Any:
+    async def read(self) -> object:
         if self._ended:
             return EOF
         try:
@@ -192,8 +141,9 @@ class StreamCall:
         except BaseException:
             self._ended = True
             raise
-        if message is EOF:
+        if message is None:
             self._ended = True
+            return EOF
         return message
 
     def cancel(self) -> bool:
@@ -216,65 +166,80 @@ def _as_rpc_error(exc: Exception) -> grpc.aio.AioRpcError:
     return rpc_error(grpc.StatusCode.UNKNOWN, "unexpected error in the server")
 
 
+class UnaryMethod(Generic[RequestT, ReplyT]):
+    """One unary method of the stub, as grpc.aio's: ``await stub.Chat(request, timeout,
+    metadata)``. ``method`` is the servicer's; its context is a ``_Context``, which does
+    for it what ``grpc.aio.ServicerContext`` does (duck-typed, hence ``Any``)."""
+
+    def __init__(
+        self, stub: InProcessStub, name: str, method: Callable[[RequestT, Any], Awaitable[ReplyT]]
+    ) -> None:
+        self._stub = stub
+        self._name = name
+        self._method = method
+
+    async def __call__(
+        self, request: RequestT, timeout: float | None = None, metadata: MetadataPairs = ()
+    ) -> ReplyT:
+        stub = self._stub
+        stub.admit(self._name, metadata)
+        context = _Context(tuple(metadata), _deadline(timeout))
+        task = asyncio.current_task()
+        assert task is not None
+        stub.track(task)
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._method(request, context)
+        except Exception as exc:
+            raise _as_rpc_error(exc) from None
+        finally:
+            stub.untrack(task)
+
+
+class StreamMethod(Generic[RequestT]):
+    """One server-streaming method of the stub: ``call = stub.ChatStream(request,
+    timeout, metadata)``, then ``await call.read()`` (see ``StreamCall``)."""
+
+    def __init__(
+        self, stub: InProcessStub, name: str, method: Callable[[RequestT, Any], Awaitable[None]]
+    ) -> None:
+        self._stub = stub
+        self._name = name
+        self._method = method
+
+    def __call__(
+        self, request: RequestT, timeout: float | None = None, metadata: MetadataPairs = ()
+    ) -> StreamCall:
+        async def run(context: _Context) -> None:
+            self._stub.admit(self._name, metadata)  # refused at the first read, as over gRPC
+            await self._method(request, context)
+
+        return StreamCall(self._stub, run, metadata, timeout)
+
+
 class InProcessStub:
     """``LlmServiceStub``'s calls, answered by ``service`` in this event loop."""
 
     def __init__(self, service: LlmService, keys: KeyChecker) -> None:
-        self._service = service
         self._keys = keys
         self._closed = False
         self._running: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
-        self.Chat = self._unary("Chat", service.Chat)
-        self.Embed = self._unary("Embed", service.Embed)
-        self.ListModels = self._unary("ListModels", service.ListModels)
-        self.Health = self._unary("Health", service.Health)
-        self.Stats = self._unary("Stats", service.Stats)
-        self.Generate = self._unary("Generate", service.Generate)
-        self.ShowModel = self._unary("ShowModel", service.ShowModel)
-        self.ListRunningModels = self._unary("ListRunningModels", service.ListRunningModels)
-        self.Usage = self._unary("Usage", service.Usage)
-        self.ChatStream = self._stream("ChatStream", service.ChatStream)
-        self.GenerateStream = self._stream("GenerateStream", service.GenerateStream)
+        self.Chat = UnaryMethod(self, "Chat", service.Chat)
+        self.Embed = UnaryMethod(self, "Embed", service.Embed)
+        self.ListModels = UnaryMethod(self, "ListModels", service.ListModels)
+        self.Health = UnaryMethod(self, "Health", service.Health)
+        self.Stats = UnaryMethod(self, "Stats", service.Stats)
+        self.Generate = UnaryMethod(self, "Generate", service.Generate)
+        self.ShowModel = UnaryMethod(self, "ShowModel", service.ShowModel)
+        self.ListRunningModels = UnaryMethod(self, "ListRunningModels", service.ListRunningModels)
+        self.Usage = UnaryMethod(self, "Usage", service.Usage)
+        self.ChatStream = StreamMethod(self, "ChatStream", service.ChatStream)
+        self.GenerateStream = StreamMethod(self, "GenerateStream", service.GenerateStream)
 
-    def _stream(
-        self, name: str, method: Callable[[Any, Any], Awaitable[None]]
-    ) -> Callable[..., StreamCall]:
-        def call(
-            request: Any, timeout: float | None = None, metadata: MetadataPairs = ()
-        ) -> StreamCall:
-            async def run(context: _Context) -> None:
-                self._admit(name, metadata)  # refused at the first read, as over gRPC
-                await method(request, context)
-
-            return StreamCall(self, run, metadata, timeout)
-
-        return call
-
-    def _unary(
-        self, name: str, method: Callable[[Any, Any], Awaitable[T]]
-    ) -> Callable[..., Coroutine[Any, Any, T]]:
-        async def call(
-            request: Any, timeout: float | None = None, metadata: MetadataPairs = ()
-        ) -> T:
-            self._admit(name, metadata)
-            context = _Context(tuple(metadata), _deadline(timeout))
-            task = asyncio.current_task()
-            assert task is not None
-            self._track(task)
-            try:
-                async with asyncio.timeout(timeout):
-                    return await method(request, context)
-            except Exception as exc:
-                raise _as_rpc_error(exc) from None
-            finally:
-                self._untrack(task)
-
-        return call
-
-    def _admit(self, name: str, metadata: MetadataPairs) -> None:
+    def admit(self, name: str, metadata: MetadataPairs) -> None:
         if self._closed:
             raise rpc_error(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
         if not self._keys.admits(SERVICE + name, metadata):
@@ -283,15 +248,15 @@ class InProcessStub:
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(work)
-        self._track(task)
-        task.add_done_callback(self._untrack)
+        self.track(task)
+        task.add_done_callback(self.untrack)
         return task
 
-    def _track(self, task: asyncio.Task[Any]) -> None:
+    def track(self, task: asyncio.Task[Any]) -> None:
         self._running.add(task)
         self._idle.clear()
 
-    def _untrack(self, task: asyncio.Task[Any]) -> None:
+    def untrack(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)
         if not self._running:
             self._idle.set()

@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(request_id)s] %(message)s"
-LOG_FORMATS = ("text", "json")
 REQUEST_ID_HEADER = "x-request-id"
+# Metadata the HTTP faces add: which of them a request came through (logs, ledger).
+FACE_KEY = "x-llm-face"
+FACES = frozenset({"grpc", "rest", "openai", "ollama"})
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")

@@ -122,7 +122,11 @@ def _common(
     payload: JsonObject, req: pb.ChatRequest | pb.GenerateRequest, fmt: str, settings: Settings
 ) -> None:
     """Format, think, keep_alive and logprobs, alike on chat and generate."""
-    if req.HasField(fmt):
+    if isinstance(req, pb.ChatRequest):
+        structured = req.HasField("output_format")
+    else:
+        structured = req.HasField("format")
+    if structured:
         payload["format"] = value_format(getattr(req, fmt), fmt)
     elif isinstance(req, pb.ChatRequest):
         legacy = text_format(req.format)

@@ -59,15 +59,6 @@ def configuration(settings: Settings) -> pb.Configuration:
     )
 
 
-def _ns_to_ms(value: Any) -> float:
-    return float(value or 0) / 1e6
-
-
-def _tokens_per_second(final: dict[str, Any]) -> float | None:
-    eval_count, eval_ns = final.get("eval_count") or 0, final.get("eval_duration") or 0
-    return eval_count / (eval_ns / 1e9) if eval_count and eval_ns else None
-
-
 class LlmService(pb_grpc.LlmServiceServicer):
     def __init__(
         self,
@@ -109,7 +100,11 @@ class LlmService(pb_grpc.LlmServiceServicer):
             log.debug("CHAT response=%r", reply.response)
         return reply
 
-    async def ChatStream(self, request: pb.ChatStreamRequest, context: Context) -> None:
+    # Streams write through context.write, which grpc.aio allows and the generated
+    # servicer's type (iterators only) does not describe.
+    async def ChatStream(  # type: ignore[override]
+        self, request: pb.ChatStreamRequest, context: Context
+    ) -> None:
         async with self._calls.track("CHAT", "ChatStream", context, wrapper="request") as call:
             call.stream = True
 
@@ -136,7 +131,9 @@ class LlmService(pb_grpc.LlmServiceServicer):
             reply.fallback_from = call.fallback_from
         return reply
 
-    async def GenerateStream(self, request: pb.GenerateStreamRequest, context: Context) -> None:
+    async def GenerateStream(  # type: ignore[override]  # as ChatStream
+        self, request: pb.GenerateStreamRequest, context: Context
+    ) -> None:
         async with self._calls.track(
             "GENERATE", "GenerateStream", context, wrapper="request"
         ) as call:

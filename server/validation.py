@@ -200,9 +200,9 @@ def options(req_options: pb.ModelOptions) -> dict[str, Any]:
                     f"options.{name} must be above 0, got {value}", field=f"options.{name}"
                 )
             out[name] = value
-    for name in ("min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
-        if req_options.HasField(name):
-            value = getattr(req_options, name)
+    for field in ("min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
+        if req_options.HasField(field):
+            value = getattr(req_options, field)
             if not math.isfinite(value):
                 raise InvalidArgument(
                     f"options.{name} must be a finite number", field=f"options.{name}"

@@ -26,6 +26,7 @@ from rest_shim.app import create_app
 from rest_shim.http_server import uvicorn_config
 from server.app import LlmServer
 from server.config import Settings
+from server.runner import rest_app
 from tests import postgres
 from tests.realmodel import LlamaServer, ensure
 
@@ -48,7 +49,7 @@ class Stack:
     settings: Settings
     server: LlmServer
     channel: grpc.aio.Channel
-    stub: pb_grpc.LlmServiceStub
+    stub: pb_grpc.LlmServiceAsyncStub
 
     @property
     def target(self) -> str:
@@ -118,7 +119,7 @@ async def start_local_shim() -> AsyncIterator[LocalShimStarter]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         settings = settings or server.settings
-        app = create_app(settings, server.metrics, server.local)
+        app = rest_app(server, settings)
         config = uvicorn_config(app, settings, log_level="warning", timeout_graceful_shutdown=5)
         config.load()
         shim = uvicorn.Server(config)

@@ -21,6 +21,7 @@ import pytest
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from tests.conftest import RestStarter, StackFactory
+from tests.streams import next_event
 
 MODEL = "llama3.2"
 # Tokens of about 1 KB ("Echo:" and the word below, in turn), so a few MB of answer
@@ -113,7 +114,7 @@ async def test_a_stalled_grpc_reader_is_freed_by_the_timeout(
     call = stack.stub.ChatStream(
         pb.ChatStreamRequest(request=pb.ChatRequest(message=WORD, model=MODEL))
     )
-    assert (await call.read()).content  # then nothing more is read
+    assert (await next_event(call)).content  # then nothing more is read
     await asyncio.wait_for(stack.server.stats.wait_for_total(1), 10)
     stats = await stack.stub.Stats(pb.StatsRequest())
     assert stats.totals.failures_by_kind["ollama_timeout"] == 1
@@ -213,7 +214,7 @@ async def test_streams_cut_at_random_leave_nothing_behind(
         )
         for _ in range(4)
     ]
-    firsts = await asyncio.wait_for(asyncio.gather(*(c.read() for c in calls)), 10)
+    firsts = await asyncio.wait_for(asyncio.gather(*(next_event(c) for c in calls)), 10)
     assert all(f.content for f in firsts)
     for call in calls:
         call.cancel()

@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 import pytest
-from grpc.aio import EOF  # type: ignore[attr-defined]
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from generated.llm.v1 import llm_service_pb2 as pb
@@ -17,6 +16,7 @@ from ollama_emulator import Emulator
 from server.errors import ERROR_CODE_KEY
 from server.inprocess import STREAM_BUFFER
 from tests.conftest import Stack, StackFactory
+from tests.streams import next_event, read_all
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -29,13 +29,6 @@ def chat(message: str = "hi", model: str = "llama3.2") -> pb.ChatRequest:
 
 def stream_request(message: str = WORDS) -> pb.ChatStreamRequest:
     return pb.ChatStreamRequest(request=chat(message))
-
-
-async def read_all(call: Any) -> list[pb.ChatStreamResponse]:
-    events = []
-    while (event := await call.read()) is not EOF:
-        events.append(event)
-    return events
 
 
 def trailer(err: grpc.aio.AioRpcError, key: str) -> str | None:
@@ -114,7 +107,7 @@ async def test_stop_refuses_new_calls_and_lets_a_stream_finish(
 ) -> None:
     emulator.faults.token_delay = 0.02
     call = stack.server.local.ChatStream(stream_request(), timeout=60)
-    first = await call.read()
+    first = await next_event(call)
     watch = health_pb2_grpc.HealthStub(stack.channel).Watch(health_pb2.HealthCheckRequest())
     assert (await watch.read()).status == SERVING
     stopping = asyncio.ensure_future(stack.server.stop(grace=20))

@@ -24,6 +24,7 @@ from server.app import LlmServer
 from server.config import Settings
 from server.usage.store import Row, SqliteStore
 from tests.conftest import LocalShimStarter, RestStarter, StackFactory, make_settings
+from tests.streams import next_event
 from tests.test_abandoned import wait_until
 
 GATEWAY_KEY = "gateway-secret-key"
@@ -120,7 +121,7 @@ async def test_every_request_on_every_face_leaves_one_row(
         pb.ChatStreamRequest(request=pb.ChatRequest(message=SECRET, model=MODEL)),
         metadata=bearer(GATEWAY_KEY),
     )
-    assert (await call.read()).content
+    assert (await next_event(call)).content
     call.cancel()
     expected.append(("gateway", "grpc", "ChatStream", "cancelled"))
     await asyncio.wait_for(stack.server.stats.wait_for_total(3), 10)

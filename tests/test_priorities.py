@@ -11,6 +11,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from server.config import Settings
 from tests.conftest import StackFactory
+from tests.streams import next_event
 
 MODEL = "llama3.2"
 CALLERS = """
@@ -53,7 +54,7 @@ async def test_interactive_first_then_batch_callers_in_turn(
         pb.ChatStreamRequest(request=pb.ChatRequest(message="hold", model=MODEL)),
         metadata=(("authorization", "Bearer flood-key"),),
     )
-    assert (await holder.read()).content
+    assert (await next_event(holder)).content
     emulator.faults.answer_tokens = None
 
     tasks = []

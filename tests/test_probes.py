@@ -57,8 +57,8 @@ async def test_a_silent_host_never_slows_the_probes(
     assert hosts[silent.url].status == "down"
     assert "did not answer the health check within 2 s" in hosts[silent.url].last_error
     assert hosts[emulator.url].status == "up"
-    reply = await stack.stub.Chat(pb.ChatRequest(message="hi", model="llama3.2"), timeout=5)
-    assert reply.response == "Echo: hi"
+    answer = await stack.stub.Chat(pb.ChatRequest(message="hi", model="llama3.2"), timeout=5)
+    assert answer.response == "Echo: hi"
 
 
 async def test_every_host_silent_is_unhealthy_within_the_probe_timeout(

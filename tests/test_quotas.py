@@ -18,6 +18,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from server.config import Settings
 from tests.conftest import RestStarter, StackFactory
+from tests.streams import next_event
 from tests.test_inprocess import trailer
 from tests.test_shutdown import Service, free_port
 
@@ -134,7 +135,7 @@ async def test_generations_at_once_and_the_lease_given_back(
     emulator.faults.answer_tokens = 100_000
     request = pb.ChatStreamRequest(request=pb.ChatRequest(message="long", model=MODEL))
     running = stack.stub.ChatStream(request, metadata=bearer(LIMITED_KEY))
-    assert (await running.read()).content
+    assert (await next_event(running)).content
     emulator.faults.answer_tokens = None
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.stub.Chat(

@@ -15,6 +15,7 @@ import pytest
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, refused_url
 from tests.conftest import RestStarter, StackFactory
+from tests.streams import read_all
 
 
 @pytest.fixture
@@ -195,9 +196,7 @@ async def test_a_stream_holds_its_slot_until_it_ends(
     # Health and model listing never queue behind generations.
     assert (await stack.stub.Health(pb.HealthRequest())).status == "healthy"
     assert len((await stack.stub.ListModels(pb.ListModelsRequest())).models) > 0
-    while (event := await stream.read()) is not grpc.aio.EOF:  # type: ignore[attr-defined]
-        last = event
-    assert isinstance(last, pb.ChatStreamResponse) and last.done
+    assert (await read_all(stream))[-1].done
     assert (await stack.stub.Chat(chat())).response == "Echo: hi"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -30,6 +30,7 @@ from ollama_emulator import Emulator
 from rest_shim.openai_params import openai_param
 from server.rich_errors import DOMAIN
 from tests.conftest import LocalShimStarter, Stack, StackFactory
+from tests.streams import next_event
 from tests.test_features import _grpcurl
 from tests.test_inprocess import trailer
 from tests.test_quotas import LIMITED_KEY, MODEL, bearer, callers
@@ -151,7 +152,7 @@ async def test_the_field_is_the_path_the_caller_sent(
 
 
 async def test_fields_of_embeddings_and_options(stack: Stack) -> None:
-    cases = [
+    cases: list[tuple[Awaitable[Any], str]] = [
         (stack.stub.Embed(pb.EmbedRequest(input=["a", "b", " "], model="bge-m3")), "input[2]"),
         (
             stack.stub.Chat(
@@ -178,7 +179,7 @@ async def test_a_quota_refusal_says_when_to_retry(
     emulator.faults.answer_tokens = 100_000
     request = pb.ChatStreamRequest(request=pb.ChatRequest(message="long", model=MODEL))
     running = stack.stub.ChatStream(request, metadata=bearer(LIMITED_KEY))
-    assert (await running.read()).content
+    assert (await next_event(running)).content
     try:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stack.stub.Chat(

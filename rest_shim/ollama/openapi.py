@@ -251,7 +251,7 @@ def _op(
     return op
 
 
-def _managed(operation_id: str, security: list[Schema]) -> Schema:
+def _managed(operation_id: str) -> Schema:
     return {
         "operationId": operation_id,
         "summary": "Model management: reserved to operators, never forwarded",
@@ -304,14 +304,14 @@ def ollama_paths(security: list[Schema]) -> dict[str, Schema]:
                 "OllamaEmbeddingsRequest",
             )
         },
-        "/api/pull": {"post": _managed("ollamaPull", security)},
-        "/api/push": {"post": _managed("ollamaPush", security)},
-        "/api/create": {"post": _managed("ollamaCreate", security)},
-        "/api/copy": {"post": _managed("ollamaCopy", security)},
-        "/api/delete": {"delete": _managed("ollamaDelete", security)},
+        "/api/pull": {"post": _managed("ollamaPull")},
+        "/api/push": {"post": _managed("ollamaPush")},
+        "/api/create": {"post": _managed("ollamaCreate")},
+        "/api/copy": {"post": _managed("ollamaCopy")},
+        "/api/delete": {"delete": _managed("ollamaDelete")},
         "/api/blobs/{digest}": {
             "post": {
-                **_managed("ollamaBlobs", security),
+                **_managed("ollamaBlobs"),
                 "parameters": [{"name": "digest", "in": "path", "required": True, "schema": _STR}],
             }
         },

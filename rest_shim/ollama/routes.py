@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
-from grpc.aio import EOF  # type: ignore[attr-defined]
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -36,12 +35,18 @@ from rest_shim.ollama.requests import (
     stream_of,
 )
 from rest_shim.streaming import RpcStreamResponse
+from rest_shim.stub import StreamCall
 from server.errors import UPSTREAM_ERROR_KEY
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 NDJSON = "application/x-ndjson"
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
 MANAGED = "model management is reserved to the operators of this service"
+
+JsonDict = dict[str, Any]
+T = TypeVar("T")
+Event = TypeVar("Event", pb.ChatStreamResponse, pb.GenerateStreamResponse)
+Answer = pb.ChatResponse | pb.GenerateResponse | pb.ChatStreamResponse | pb.GenerateStreamResponse
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -91,7 +96,7 @@ async def _body(request: Request, b: Backend) -> dict[str, Any]:
     return body
 
 
-async def _unary(request: Request, call: Awaitable[Any]) -> Any:
+async def _unary(request: Request, call: Awaitable[T]) -> T | None:
     try:
         return await unless_disconnected(request.receive, call)
     except ClientDisconnected:
@@ -163,7 +168,8 @@ async def chat(request: Request) -> Response:
     stream = b.stub.ChatStream(
         pb.ChatStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    return await _ndjson(request, stream, _by_answerer(answers.chat_chunk, rpc.model))
+    render = _by_answerer(answers.chat_chunk, rpc.model)
+    return await _ndjson(request, stream, pb.ChatStreamResponse, render)
 
 
 async def generate(request: Request) -> Response:
@@ -184,20 +190,21 @@ async def generate(request: Request) -> Response:
     stream = b.stub.GenerateStream(
         pb.GenerateStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    return await _ndjson(request, stream, _by_answerer(answers.generate_chunk, rpc.model))
+    render = _by_answerer(answers.generate_chunk, rpc.model)
+    return await _ndjson(request, stream, pb.GenerateStreamResponse, render)
 
 
-def _answered_by(reply: Any, asked: str) -> str:
+def _answered_by(reply: Answer, asked: str) -> str:
     """The model an answer names: the one asked for, as Ollama echoes it, or the
     fallback model that answered instead."""
     return str(reply.model) if reply.fallback_from else asked
 
 
 def _by_answerer(
-    render: Callable[..., dict[str, Any]], asked: str
-) -> Callable[[Any], dict[str, Any]]:
-    def line(event: Any) -> dict[str, Any]:
-        return render(event, model=_answered_by(event, asked))
+    render: Callable[[Event, str], JsonDict], asked: str
+) -> Callable[[Event], JsonDict]:
+    def line(event: Event) -> JsonDict:
+        return render(event, _answered_by(event, asked))
 
     return line
 
@@ -210,25 +217,30 @@ async def _load(request: Request, b: Backend, model: str, keep_alive: str, chat:
     return _cancelled() if reply is None else JSONResponse(answers.loaded(model, reply, chat))
 
 
-async def _ndjson(request: Request, call: Any, render: Callable[[Any], dict[str, Any]]) -> Response:
-    """One NDJSON line per event; the first is awaited before the answer starts, so an
-    unknown model is still a 404."""
+async def _ndjson(
+    request: Request, call: StreamCall, kind: type[Event], render: Callable[[Event], JsonDict]
+) -> Response:
+    """One NDJSON line per event (of type ``kind``); the first is awaited before the
+    answer starts, so an unknown model is still a 404."""
     try:
         first = await unless_disconnected(request.receive, call.read())
     except ClientDisconnected:
         call.cancel()
         return _cancelled()
     return RpcStreamResponse(
-        _lines(call, first, render), call, media_type=NDJSON, headers=fallback_headers(first)
+        _lines(call, first, kind, render),
+        call,
+        media_type=NDJSON,
+        headers=fallback_headers(first),
     )
 
 
 async def _lines(
-    call: Any, first: object, render: Callable[[Any], dict[str, Any]]
+    call: StreamCall, first: object, kind: type[Event], render: Callable[[Event], JsonDict]
 ) -> AsyncGenerator[bytes]:
     message = first
     try:
-        while message is not EOF:
+        while isinstance(message, kind):  # until EOF
             yield dumps(render(message)) + b"\n"
             message = await call.read()
     except grpc.aio.AioRpcError as exc:

@@ -130,7 +130,7 @@ class PostgresStore:
         async def work(conn: Conn) -> int:
             cursor = await conn.execute("DELETE FROM usage_rows WHERE at < %s", (before,))
             deletes: list[tuple[str, tuple[Any, ...]]] = []
-            old_windows(lambda q, a: deletes.append((q, a)), before)
+            old_windows(lambda q, a: deletes.append((q, a)))
             for statement, args in deletes:
                 await conn.execute(statement, args)
             return cursor.rowcount

@@ -167,7 +167,7 @@ class SqliteStore:
     async def forget(self, before: float) -> int:
         def work(db: sqlite3.Connection) -> int:
             gone = db.execute("DELETE FROM usage_rows WHERE at < ?", (before,)).rowcount
-            old_windows(lambda q, a: db.execute(q.replace("%s", "?"), a), before)
+            old_windows(lambda q, a: db.execute(q.replace("%s", "?"), a))
             return int(gone)
 
         return await self._run(work)
@@ -233,7 +233,7 @@ def _migrate(serial: str, real: str) -> Callable[[Any], None]:
     return work
 
 
-def old_windows(execute: Callable[[str, tuple[Any, ...]], Any], before: float) -> None:
+def old_windows(execute: Callable[[str, tuple[Any, ...]], Any]) -> None:
     """Quota windows nobody reads any more: minutes over, days before yesterday."""
     now = time.time()
     execute("DELETE FROM quota_windows WHERE kind = %s AND start < %s", ("rpm", int(now // 60) - 2))
