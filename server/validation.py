@@ -205,9 +205,9 @@ def options(req_options: pb.ModelOptions) -> dict[str, Any]:
             value = getattr(req_options, field)
             if not math.isfinite(value):
                 raise InvalidArgument(
-                    f"options.{name} must be a finite number", field=f"options.{name}"
+                    f"options.{field} must be a finite number", field=f"options.{field}"
                 )
-            out[name] = value
+            out[field] = value
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -159,6 +160,14 @@ async def test_fields_of_embeddings_and_options(stack: Stack) -> None:
                 pb.ChatRequest(message="hi", model=MODEL, options=pb.ModelOptions(num_ctx=-1))
             ),
             "options.num_ctx",
+        ),
+        (
+            stack.stub.Chat(
+                pb.ChatRequest(
+                    message="hi", model=MODEL, options=pb.ModelOptions(repeat_penalty=math.inf)
+                )
+            ),
+            "options.repeat_penalty",
         ),
     ]
     for call, field in cases:
