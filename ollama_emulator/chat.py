@@ -32,7 +32,7 @@ from ollama_emulator.decoding import get_logprobs, get_messages, get_tools
 from ollama_emulator.inference import Exchange, InferenceResponse
 from ollama_emulator.models import COMPLETION, THINKING, TOOLS, VISION, ModelSpec, qualified_name
 from ollama_emulator.state import EmulatorState
-from ollama_emulator.streaming import Piece, all_logprobs, pieces, single, stream
+from ollama_emulator.streaming import Piece, answer, done_metrics
 from ollama_emulator.validation import (
     ApiError,
     GenerationOptions,
@@ -45,9 +45,8 @@ from ollama_emulator.validation import (
     parse_options,
     parse_think,
 )
-from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time, metrics
+from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time
 
-PROMPT_EVAL_NS_PER_TOKEN = 100_000
 NO_VISION_MESSAGE = (
     "Failed to create new sequence: this model is missing data required for image input"
 )
@@ -164,22 +163,14 @@ async def produce_chat(exchange: Exchange, plan: ChatPlan) -> None:
         length=exchange.faults.answer_tokens,
         tools=plan.tools,
     )
-    lines = pieces(generation, plan.top_logprobs)
-    if plan.stream:
-        await stream(
-            exchange,
-            lines,
-            lambda piece: _chunk(plan.name, piece),
-            lambda: _final(exchange, plan, generation, _message("", "", ()), None),
-        )
-        return
-
-    def whole() -> dict[str, Any]:
-        message = _message(generation.content, generation.thinking, generation.tool_calls)
-        probs = all_logprobs(lines) if plan.top_logprobs is not None else None
-        return _final(exchange, plan, generation, message, probs)
-
-    await single(exchange, len(lines), whole)
+    await answer(
+        exchange,
+        generation,
+        streamed=plan.stream,
+        top_logprobs=plan.top_logprobs,
+        line_for=lambda piece: _chunk(plan.name, piece),
+        final=lambda whole, logprobs: _final(exchange, plan, generation, whole, logprobs),
+    )
 
 
 def _message(content: str, thinking: str, tool_calls: tuple[dict[str, Any], ...]) -> dict[str, Any]:
@@ -207,11 +198,14 @@ def _final(
     exchange: Exchange,
     plan: ChatPlan,
     generation: Generation,
-    message: dict[str, Any],
+    whole: bool,
     logprobs: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
-    total_ns, load_ns, eval_ns = exchange.durations()
-    prompt_tokens = count_prompt_tokens(plan.messages)
+    """The done line; ``whole``: it carries the answer (streamed, the chunks did)."""
+    if whole:
+        message = _message(generation.content, generation.thinking, generation.tool_calls)
+    else:
+        message = _message("", "", ())
     line: dict[str, Any] = {
         "model": plan.name,
         "created_at": go_time(),
@@ -221,11 +215,4 @@ def _final(
     }
     if logprobs:
         line["logprobs"] = logprobs
-    return line | metrics(
-        total_ns=total_ns,
-        load_ns=load_ns,
-        prompt_eval_count=prompt_tokens,
-        prompt_eval_ns=prompt_tokens * PROMPT_EVAL_NS_PER_TOKEN,
-        eval_count=generation.eval_count,
-        eval_ns=eval_ns,
-    )
+    return line | done_metrics(exchange, count_prompt_tokens(plan.messages), generation)

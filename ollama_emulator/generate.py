@@ -25,14 +25,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ollama_emulator.chat import NO_VISION_MESSAGE, PROMPT_EVAL_NS_PER_TOKEN
+from ollama_emulator.chat import NO_VISION_MESSAGE
 from ollama_emulator.completion import Completion
 from ollama_emulator.content import Generation
 from ollama_emulator.decoding import get_images, get_logprobs
 from ollama_emulator.inference import Exchange, InferenceResponse
 from ollama_emulator.models import COMPLETION, INSERT, THINKING, VISION, ModelSpec, qualified_name
 from ollama_emulator.state import EmulatorState
-from ollama_emulator.streaming import Piece, all_logprobs, pieces, single, stream
+from ollama_emulator.streaming import Piece, answer, done_metrics
 from ollama_emulator.validation import (
     ApiError,
     GenerationOptions,
@@ -46,7 +46,7 @@ from ollama_emulator.validation import (
     parse_think,
     type_error,
 )
-from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time, metrics
+from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time
 
 _STRUCT = "GenerateRequest"
 
@@ -177,21 +177,14 @@ async def produce_generate(exchange: Exchange, plan: GeneratePlan) -> None:
         stop=plan.options.stop,
         length=exchange.faults.answer_tokens,
     )
-    lines = pieces(generation, plan.top_logprobs)
-    if plan.stream:
-        await stream(
-            exchange,
-            lines,
-            lambda piece: _chunk(plan.name, piece),
-            lambda: _final(exchange, plan, generation, "", "", None),
-        )
-        return
-
-    def whole() -> dict[str, Any]:
-        probs = all_logprobs(lines) if plan.top_logprobs is not None else None
-        return _final(exchange, plan, generation, generation.content, generation.thinking, probs)
-
-    await single(exchange, len(lines), whole)
+    await answer(
+        exchange,
+        generation,
+        streamed=plan.stream,
+        top_logprobs=plan.top_logprobs,
+        line_for=lambda piece: _chunk(plan.name, piece),
+        final=lambda whole, logprobs: _final(exchange, plan, generation, whole, logprobs),
+    )
 
 
 def _chunk(name: str, piece: Piece) -> dict[str, Any]:
@@ -208,27 +201,19 @@ def _final(
     exchange: Exchange,
     plan: GeneratePlan,
     generation: Generation,
-    response: str,
-    thinking: str,
+    whole: bool,
     logprobs: list[dict[str, Any]] | None,
 ) -> dict[str, Any]:
-    total_ns, load_ns, eval_ns = exchange.durations()
-    prompt_tokens = plan.completion.prompt_tokens()
+    """The done line; ``whole``: it carries the answer (streamed, the chunks did)."""
+    response = generation.content if whole else ""
     line: dict[str, Any] = {"model": plan.name, "created_at": go_time(), "response": response}
-    if thinking:
-        line["thinking"] = thinking
+    if whole and generation.thinking:
+        line["thinking"] = generation.thinking
     line |= {"done": True, "done_reason": generation.done_reason}
     context = plan.completion.context_after(generation)
     if context:
         line["context"] = context
-    line |= metrics(
-        total_ns=total_ns,
-        load_ns=load_ns,
-        prompt_eval_count=prompt_tokens,
-        prompt_eval_ns=prompt_tokens * PROMPT_EVAL_NS_PER_TOKEN,
-        eval_count=generation.eval_count,
-        eval_ns=eval_ns,
-    )
+    line |= done_metrics(exchange, plan.completion.prompt_tokens(), generation)
     if logprobs:
         line["logprobs"] = logprobs
     return line

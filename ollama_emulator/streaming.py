@@ -4,7 +4,8 @@ A ``Generation`` becomes ``Piece`` s, one per streamed line: a token of thinking
 token of the answer, or the tool calls (whole, in a line of their own), each with
 its log probabilities when asked for. ``stream`` writes them paced by
 ``token_delay`` and ends with the done line; ``single`` waits as long as streaming
-would have taken and answers once. The endpoints give the line shapes.
+would have taken and answers once; ``answer`` does either. The endpoints give the
+line shapes; ``done_metrics`` is what their done lines share.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any
 from ollama_emulator.content import Generation
 from ollama_emulator.inference import Exchange
 from ollama_emulator.logprobs import logprob_entry
+from ollama_emulator.wire import metrics
 
 _BATCH = 64
+PROMPT_EVAL_NS_PER_TOKEN = 100_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,43 @@ def all_logprobs(lines: list[Piece]) -> list[dict[str, Any]]:
 
 LineFor = Callable[[Piece], dict[str, Any]]
 Finish = Callable[[], dict[str, Any]]
+Final = Callable[[bool, list[dict[str, Any]] | None], dict[str, Any]]
+"""The done line: ``final(whole, logprobs)``; ``whole`` when it carries the whole answer
+(not streamed), with all the log probabilities (None when not asked for)."""
+
+
+async def answer(
+    exchange: Exchange,
+    generation: Generation,
+    *,
+    streamed: bool,
+    top_logprobs: int | None,
+    line_for: LineFor,
+    final: Final,
+) -> None:
+    """``generation`` streamed a piece a line, or answered whole by ``single``."""
+    lines = pieces(generation, top_logprobs)
+    if streamed:
+        await stream(exchange, lines, line_for, lambda: final(False, None))
+        return
+
+    def whole() -> dict[str, Any]:
+        return final(True, all_logprobs(lines) if top_logprobs is not None else None)
+
+    await single(exchange, len(lines), whole)
+
+
+def done_metrics(exchange: Exchange, prompt_tokens: int, generation: Generation) -> dict[str, int]:
+    """The metrics of a chat or generate done line."""
+    total_ns, load_ns, eval_ns = exchange.durations()
+    return metrics(
+        total_ns=total_ns,
+        load_ns=load_ns,
+        prompt_eval_count=prompt_tokens,
+        prompt_eval_ns=prompt_tokens * PROMPT_EVAL_NS_PER_TOKEN,
+        eval_count=generation.eval_count,
+        eval_ns=eval_ns,
+    )
 
 
 async def stream(exchange: Exchange, lines: list[Piece], line_for: LineFor, final: Finish) -> None:
