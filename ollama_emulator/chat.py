@@ -45,12 +45,13 @@ from ollama_emulator.validation import (
     parse_options,
     parse_think,
 )
-from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time
-
-NO_VISION_MESSAGE = (
-    "Failed to create new sequence: this model is missing data required for image input"
+from ollama_emulator.wire import (
+    NO_VISION_MESSAGE,
+    GoJSONResponse,
+    error_response,
+    go_quote,
+    go_time,
 )
-"""What Ollama's runner answers (500) when a model without vision is given images."""
 
 
 @dataclass(frozen=True)

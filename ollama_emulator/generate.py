@@ -25,7 +25,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ollama_emulator.chat import NO_VISION_MESSAGE
 from ollama_emulator.completion import Completion
 from ollama_emulator.content import Generation
 from ollama_emulator.decoding import get_images, get_logprobs
@@ -46,7 +45,13 @@ from ollama_emulator.validation import (
     parse_think,
     type_error,
 )
-from ollama_emulator.wire import GoJSONResponse, error_response, go_quote, go_time
+from ollama_emulator.wire import (
+    NO_VISION_MESSAGE,
+    GoJSONResponse,
+    error_response,
+    go_quote,
+    go_time,
+)
 
 _STRUCT = "GenerateRequest"
 

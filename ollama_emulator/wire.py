@@ -17,6 +17,11 @@ BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceede
 NO_EMBEDDINGS_MESSAGE = "this model does not support embeddings"
 """What Ollama's runner answers (501) when asked to embed with a generative model."""
 
+NO_VISION_MESSAGE = (
+    "Failed to create new sequence: this model is missing data required for image input"
+)
+"""What Ollama's runner answers (500) when a model without vision is given images."""
+
 NDJSON = "application/x-ndjson"
 JSON = "application/json; charset=utf-8"
 

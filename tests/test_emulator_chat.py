@@ -20,7 +20,6 @@ import pytest
 from pydantic import BaseModel, Field
 
 from ollama_emulator import Emulator
-from ollama_emulator.chat import NO_VISION_MESSAGE
 from ollama_emulator.content import (
     answer_text,
     count_words,
@@ -30,6 +29,7 @@ from ollama_emulator.content import (
 )
 from ollama_emulator.logprobs import token_logprob
 from ollama_emulator.tools import tool_call_id
+from ollama_emulator.wire import NO_VISION_MESSAGE
 
 CHAT = "llama3.2"
 THINKER = "gpt-oss:20b"

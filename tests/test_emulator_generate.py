@@ -17,11 +17,10 @@ import pytest
 from pydantic import BaseModel
 
 from ollama_emulator import Emulator, Faults
-from ollama_emulator.chat import NO_VISION_MESSAGE
 from ollama_emulator.completion import Completion
 from ollama_emulator.content import count_words, thinking_text, tokenize
 from ollama_emulator.logprobs import token_logprob
-from ollama_emulator.wire import BUSY_MESSAGE
+from ollama_emulator.wire import BUSY_MESSAGE, NO_VISION_MESSAGE
 
 CHAT = "llama3.2"
 THINKER = "gpt-oss:20b"
