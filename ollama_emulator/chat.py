@@ -20,7 +20,6 @@ answer carries them in its message. Content and done_reason stay "" and "stop".
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from starlette.responses import Response
 
 from ollama_emulator.content import Generation, count_prompt_tokens, generate
 from ollama_emulator.decoding import get_logprobs, get_messages, get_tools
-from ollama_emulator.inference import Exchange, InferenceResponse
+from ollama_emulator.inference import Exchange, planned_response
 from ollama_emulator.models import COMPLETION, THINKING, TOOLS, VISION, ModelSpec, qualified_name
 from ollama_emulator.state import EmulatorState
 from ollama_emulator.streaming import Piece, answer, done_metrics
@@ -40,18 +39,11 @@ from ollama_emulator.validation import (
     get_bool,
     get_options,
     get_str,
-    parse_body,
     parse_keep_alive,
     parse_options,
     parse_think,
 )
-from ollama_emulator.wire import (
-    NO_VISION_MESSAGE,
-    GoJSONResponse,
-    error_response,
-    go_quote,
-    go_time,
-)
+from ollama_emulator.wire import NO_VISION_MESSAGE, GoJSONResponse, go_quote, go_time
 
 
 @dataclass(frozen=True)
@@ -73,21 +65,7 @@ class ChatPlan:
 
 
 async def chat_endpoint(request: Request, state: EmulatorState) -> Response:
-    started_ns = time.monotonic_ns()
-    try:
-        plan = plan_chat(parse_body(await request.body(), "ChatRequest"), state)
-    except ApiError as exc:
-        return error_response(exc.status, exc.message)
-    if isinstance(plan, Response):
-        return plan
-    return InferenceResponse(
-        state=state,
-        faults=state.claim_faults(),
-        model=plan.model,
-        keep_alive=plan.keep_alive,
-        started_ns=started_ns,
-        produce=lambda exchange: produce_chat(exchange, plan),
-    )
+    return await planned_response(request, state, "ChatRequest", plan_chat, produce_chat)
 
 
 def plan_chat(body: dict[str, Any], state: EmulatorState) -> ChatPlan | Response:

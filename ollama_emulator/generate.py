@@ -18,7 +18,6 @@ raw mode) and the metrics; ``logprobs`` ride along when asked for.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ from starlette.responses import Response
 from ollama_emulator.completion import Completion
 from ollama_emulator.content import Generation
 from ollama_emulator.decoding import get_images, get_logprobs
-from ollama_emulator.inference import Exchange, InferenceResponse
+from ollama_emulator.inference import Exchange, planned_response
 from ollama_emulator.models import COMPLETION, INSERT, THINKING, VISION, ModelSpec, qualified_name
 from ollama_emulator.state import EmulatorState
 from ollama_emulator.streaming import Piece, answer, done_metrics
@@ -39,19 +38,12 @@ from ollama_emulator.validation import (
     get_bool,
     get_options,
     get_str,
-    parse_body,
     parse_keep_alive,
     parse_options,
     parse_think,
     type_error,
 )
-from ollama_emulator.wire import (
-    NO_VISION_MESSAGE,
-    GoJSONResponse,
-    error_response,
-    go_quote,
-    go_time,
-)
+from ollama_emulator.wire import NO_VISION_MESSAGE, GoJSONResponse, go_quote, go_time
 
 _STRUCT = "GenerateRequest"
 
@@ -74,21 +66,7 @@ class GeneratePlan:
 
 
 async def generate_endpoint(request: Request, state: EmulatorState) -> Response:
-    started_ns = time.monotonic_ns()
-    try:
-        plan = plan_generate(parse_body(await request.body(), _STRUCT), state)
-    except ApiError as exc:
-        return error_response(exc.status, exc.message)
-    if isinstance(plan, Response):
-        return plan
-    return InferenceResponse(
-        state=state,
-        faults=state.claim_faults(),
-        model=plan.model,
-        keep_alive=plan.keep_alive,
-        started_ns=started_ns,
-        produce=lambda exchange: produce_generate(exchange, plan),
-    )
+    return await planned_response(request, state, _STRUCT, plan_generate, produce_generate)
 
 
 def _context(body: dict[str, Any]) -> tuple[int, ...]:

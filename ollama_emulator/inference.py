@@ -1,6 +1,7 @@
 """The life of an inference response (generate, chat, embed): queue, model load, faults, body.
 
-Once a request is valid its handler returns an ``InferenceResponse``. The response is
+Once a request is valid its handler returns an ``InferenceResponse`` (chat and generate
+through ``planned_response``). The response is
 an ASGI callable, so everything after validation (the busy check, the load delay, the
 fault injection and the body itself) runs while the server sends, with the client's
 ``http.disconnect`` watched the whole time. A client that goes away before the
@@ -20,14 +21,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from ollama_emulator.models import ModelSpec
 from ollama_emulator.state import EmulatorState, Faults
-from ollama_emulator.wire import BUSY_MESSAGE, JSON, NDJSON, dumps
+from ollama_emulator.validation import ApiError, parse_body
+from ollama_emulator.wire import BUSY_MESSAGE, JSON, NDJSON, dumps, error_response
 
 _CUT_WAIT = 2.0
 """Seconds to wait for the server to notice a connection the emulator closed itself."""
@@ -247,3 +250,43 @@ class InferenceResponse(Response):
             await self._produce(exchange)
         finally:
             self._state.release(self._model)
+
+
+class Plan(Protocol):
+    """A valid request, ready to be answered: which model, kept loaded how long."""
+
+    @property
+    def model(self) -> ModelSpec: ...
+
+    @property
+    def keep_alive(self) -> float | None: ...
+
+
+PlanT = TypeVar("PlanT", bound=Plan)
+
+
+async def planned_response(
+    request: Request,
+    state: EmulatorState,
+    struct: str,
+    plan: Callable[[dict[str, Any], EmulatorState], PlanT | Response],
+    produce: Callable[[Exchange, PlanT], Awaitable[None]],
+) -> Response:
+    """``plan`` validates the body (decoded as ``struct``): its error, or a Response it
+    gives for a request answered without the scheduler, goes out at once; a plan is
+    answered by ``produce`` through an ``InferenceResponse``."""
+    started_ns = time.monotonic_ns()
+    try:
+        planned = plan(parse_body(await request.body(), struct), state)
+    except ApiError as exc:
+        return error_response(exc.status, exc.message)
+    if isinstance(planned, Response):
+        return planned
+    return InferenceResponse(
+        state=state,
+        faults=state.claim_faults(),
+        model=planned.model,
+        keep_alive=planned.keep_alive,
+        started_ns=started_ns,
+        produce=lambda exchange: produce(exchange, planned),
+    )
