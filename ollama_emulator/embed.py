@@ -22,6 +22,7 @@ from ollama_emulator.content import count_words, embed_vector
 from ollama_emulator.inference import Exchange, InferenceResponse
 from ollama_emulator.models import EMBEDDING, ModelSpec
 from ollama_emulator.state import EmulatorState
+from ollama_emulator.streaming import answered_by_fault
 from ollama_emulator.validation import (
     ApiError,
     get_bool,
@@ -52,18 +53,6 @@ def _find(state: EmulatorState, name: str) -> ModelSpec:
     return model
 
 
-async def _failed_before_answer(exchange: Exchange) -> bool:
-    """Applies the mid-response faults to a non-streamed answer; True if they answered."""
-    faults = exchange.faults
-    if faults.cut_after_chunks is not None:
-        await exchange.drop_connection()
-        return True
-    if faults.error_after_chunks is not None:
-        await exchange.send_json(500, {"error": faults.error_message})
-        return True
-    return False
-
-
 async def embed_endpoint(request: Request, state: EmulatorState) -> Response:
     started_ns = time.monotonic_ns()
     try:
@@ -85,7 +74,7 @@ async def embed_endpoint(request: Request, state: EmulatorState) -> Response:
         if not texts:
             await exchange.send_json(200, {"model": name, "embeddings": []})
             return
-        if await _failed_before_answer(exchange):
+        if await answered_by_fault(exchange):
             return
         if not model.supports(EMBEDDING):
             await exchange.send_json(501, {"error": NO_EMBEDDINGS_MESSAGE})
@@ -135,7 +124,7 @@ async def embeddings_endpoint(request: Request, state: EmulatorState) -> Respons
         if not prompt:
             await exchange.send_json(200, {"embedding": []})
             return
-        if await _failed_before_answer(exchange):
+        if await answered_by_fault(exchange):
             return
         if not model.supports(EMBEDDING):
             await exchange.send_json(500, {"error": NO_EMBEDDINGS_MESSAGE})

@@ -144,10 +144,19 @@ async def single(exchange: Exchange, produced: int, answer: Finish) -> None:
             produced = min(produced, limit)
     if await exchange.pause(faults.token_delay * produced):
         return
-    if faults.cut_after_chunks is not None:
-        await exchange.drop_connection()
-        return
-    if faults.error_after_chunks is not None:
-        await exchange.send_json(500, {"error": faults.error_message})
+    if await answered_by_fault(exchange):
         return
     await exchange.send_json(200, answer())
+
+
+async def answered_by_fault(exchange: Exchange) -> bool:
+    """Applies the mid-response faults to an answer sent whole; True if they answered
+    (``cut_after_chunks`` drops the connection, ``error_after_chunks`` answers 500)."""
+    faults = exchange.faults
+    if faults.cut_after_chunks is not None:
+        await exchange.drop_connection()
+        return True
+    if faults.error_after_chunks is not None:
+        await exchange.send_json(500, {"error": faults.error_message})
+        return True
+    return False
