@@ -70,12 +70,14 @@ class Faults:
         )
 
     def without_failures(self) -> Faults:
-        return Faults(
-            token_delay=self.token_delay,
-            answer_tokens=self.answer_tokens,
-            cold_load_delay=self.cold_load_delay,
-            hang=self.hang,
-            error_message=self.error_message,
+        """A copy with the failures and stalls off; pacing and the other settings kept."""
+        return replace(
+            self,
+            load_delay=0.0,
+            busy=False,
+            error_status=None,
+            error_after_chunks=None,
+            cut_after_chunks=None,
         )
 
 
