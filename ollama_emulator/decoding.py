@@ -1,8 +1,9 @@
 """Body fields of /api/chat and /api/generate beyond the plain ones in ``validation``.
 
 As with ``validation``, wrong JSON types answer 400 with texts close to Go's decoder
-messages; images are checked as Go decodes ``[]byte`` (see ``images``). Messages are
-returned as sent, with their role lower-cased (api.Message does that on decoding).
+messages; images are decoded as Go decodes ``[]byte`` (see ``images``). Messages are
+returned as sent, with their role lower-cased (api.Message does that on decoding) and
+their images as bytes.
 Ollama answers ``top_logprobs`` outside 0..20 with 400 "top_logprobs must be between
 0 and 20" before anything else is checked.
 """
@@ -19,23 +20,22 @@ from ollama_emulator.validation import ApiError, get_bool, get_int, type_error
 _MESSAGE_STRINGS = ("role", "content", "thinking", "tool_name", "tool_call_id")
 
 
-def get_images(value: Any, struct: str, field: str) -> list[str]:
-    """Base64 image strings (null ones dropped), each checked like Go's decoder."""
+def get_images(value: Any, struct: str, field: str) -> list[bytes]:
+    """The images' bytes (null ones dropped), each base64 string decoded like Go's decoder."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise type_error(value, struct, field, "[]api.ImageData")
-    images: list[str] = []
+    images: list[bytes] = []
     for item in value:
         if item is None:
             continue
         if not isinstance(item, str):
             raise type_error(item, struct, field, "api.ImageData")
         try:
-            decode_image(item)
+            images.append(decode_image(item))
         except CorruptBase64Error as exc:
             raise ApiError(400, str(exc)) from None
-        images.append(item)
     return images
 
 
