@@ -31,11 +31,9 @@ from ollama_emulator.decoding import get_logprobs, get_messages, get_tools
 from ollama_emulator.inference import Exchange, planned_response
 from ollama_emulator.models import COMPLETION, THINKING, TOOLS, VISION, ModelSpec, qualified_name
 from ollama_emulator.state import EmulatorState
-from ollama_emulator.streaming import Piece, answer, done_metrics
+from ollama_emulator.streaming import Answering, Piece, answer, done_metrics
 from ollama_emulator.validation import (
     ApiError,
-    GenerationOptions,
-    format_error,
     get_bool,
     get_options,
     get_str,
@@ -53,15 +51,9 @@ class ChatPlan:
     name: str
     model: ModelSpec
     messages: list[dict[str, Any]]
-    stream: bool
-    thinks: bool
-    structured: bool
-    schema: dict[str, Any] | None
-    format_error: str | None
-    options: GenerationOptions
+    answering: Answering
     keep_alive: float | None
     tools: list[dict[str, Any]]
-    top_logprobs: int | None
 
 
 async def chat_endpoint(request: Request, state: EmulatorState) -> Response:
@@ -93,22 +85,21 @@ def plan_chat(body: dict[str, Any], state: EmulatorState) -> ChatPlan | Response
         raise ApiError(400, f"{go_quote(name)} does not support chat")
     if tools and not model.supports(TOOLS):
         raise ApiError(400, f"{qualified_name(model.key)} does not support tools")
-    options = parse_options(raw_options)
-
-    fmt = body.get("format")
+    answering = Answering.of(
+        model,
+        body.get("format"),
+        stream=stream_wanted,
+        think=think,
+        options=parse_options(raw_options),
+        top_logprobs=top_logprobs,
+    )
     return ChatPlan(
         name=name,
         model=model,
         messages=messages,
-        stream=stream_wanted is not False,
-        thinks=model.supports(THINKING) and (model.always_thinks or think is not False),
-        structured=fmt not in (None, ""),
-        schema=fmt if isinstance(fmt, dict) else None,
-        format_error=format_error(fmt),
-        options=options,
         keep_alive=keep_alive,
         tools=tools,
-        top_logprobs=top_logprobs,
+        answering=answering,
     )
 
 
@@ -126,27 +117,27 @@ async def produce_chat(exchange: Exchange, plan: ChatPlan) -> None:
     if not plan.messages:
         await exchange.send_json(200, _done_without_messages(plan.name, "load"))
         return
-    if plan.format_error is not None:
-        await exchange.send_json(500, {"error": plan.format_error})
+    answering = plan.answering
+    if answering.format_error is not None:
+        await exchange.send_json(500, {"error": answering.format_error})
         return
     if not plan.model.supports(VISION) and any(m.get("images") for m in plan.messages):
         await exchange.send_json(500, {"error": NO_VISION_MESSAGE})
         return
     generation = generate(
         plan.messages,
-        structured=plan.structured,
-        schema=plan.schema,
-        thinks=plan.thinks,
-        num_predict=plan.options.num_predict,
-        stop=plan.options.stop,
+        structured=answering.structured,
+        schema=answering.schema,
+        thinks=answering.thinks,
+        num_predict=answering.options.num_predict,
+        stop=answering.options.stop,
         length=exchange.faults.answer_tokens,
         tools=plan.tools,
     )
     await answer(
         exchange,
         generation,
-        streamed=plan.stream,
-        top_logprobs=plan.top_logprobs,
+        answering,
         line_for=lambda piece: _chunk(plan.name, piece),
         final=lambda whole, logprobs: _final(exchange, plan, generation, whole, logprobs),
     )

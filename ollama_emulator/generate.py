@@ -30,11 +30,9 @@ from ollama_emulator.decoding import get_images, get_logprobs
 from ollama_emulator.inference import Exchange, planned_response
 from ollama_emulator.models import COMPLETION, INSERT, THINKING, VISION, ModelSpec, qualified_name
 from ollama_emulator.state import EmulatorState
-from ollama_emulator.streaming import Piece, answer, done_metrics
+from ollama_emulator.streaming import Answering, Piece, answer, done_metrics
 from ollama_emulator.validation import (
     ApiError,
-    GenerationOptions,
-    format_error,
     get_bool,
     get_options,
     get_str,
@@ -55,14 +53,8 @@ class GeneratePlan:
     name: str
     model: ModelSpec
     completion: Completion
-    stream: bool
-    thinks: bool
-    structured: bool
-    schema: dict[str, Any] | None
-    format_error: str | None
-    options: GenerationOptions
+    answering: Answering
     keep_alive: float | None
-    top_logprobs: int | None
 
 
 async def generate_endpoint(request: Request, state: EmulatorState) -> Response:
@@ -113,21 +105,20 @@ def plan_generate(body: dict[str, Any], state: EmulatorState) -> GeneratePlan | 
         raise ApiError(400, f"{go_quote(name)} does not support generate")
     if completion.suffix and not model.supports(INSERT):
         raise ApiError(400, f"{qualified_name(model.key)} does not support insert")
-    options = parse_options(raw_options)
-
-    fmt = body.get("format")
+    answering = Answering.of(
+        model,
+        body.get("format"),
+        stream=stream_wanted,
+        think=think,
+        options=parse_options(raw_options),
+        top_logprobs=top_logprobs,
+    )
     return GeneratePlan(
         name=name,
         model=model,
         completion=completion,
-        stream=stream_wanted is not False,
-        thinks=model.supports(THINKING) and (model.always_thinks or think is not False),
-        structured=fmt not in (None, ""),
-        schema=fmt if isinstance(fmt, dict) else None,
-        format_error=format_error(fmt),
-        options=options,
         keep_alive=keep_alive,
-        top_logprobs=top_logprobs,
+        answering=answering,
     )
 
 
@@ -146,25 +137,25 @@ async def produce_generate(exchange: Exchange, plan: GeneratePlan) -> None:
     if not completion.prompt:
         await exchange.send_json(200, _done_without_prompt(plan.name, "load"))
         return
-    if plan.format_error is not None:
-        await exchange.send_json(500, {"error": plan.format_error})
+    answering = plan.answering
+    if answering.format_error is not None:
+        await exchange.send_json(500, {"error": answering.format_error})
         return
     if completion.images and not plan.model.supports(VISION):
         await exchange.send_json(500, {"error": NO_VISION_MESSAGE})
         return
     generation = completion.generate(
-        structured=plan.structured,
-        schema=plan.schema,
-        thinks=plan.thinks,
-        num_predict=plan.options.num_predict,
-        stop=plan.options.stop,
+        structured=answering.structured,
+        schema=answering.schema,
+        thinks=answering.thinks,
+        num_predict=answering.options.num_predict,
+        stop=answering.options.stop,
         length=exchange.faults.answer_tokens,
     )
     await answer(
         exchange,
         generation,
-        streamed=plan.stream,
-        top_logprobs=plan.top_logprobs,
+        answering,
         line_for=lambda piece: _chunk(plan.name, piece),
         final=lambda whole, logprobs: _final(exchange, plan, generation, whole, logprobs),
     )

@@ -4,8 +4,9 @@ A ``Generation`` becomes ``Piece`` s, one per streamed line: a token of thinking
 token of the answer, or the tool calls (whole, in a line of their own), each with
 its log probabilities when asked for. ``stream`` writes them paced by
 ``token_delay`` and ends with the done line; ``single`` waits as long as streaming
-would have taken and answers once; ``answer`` does either. The endpoints give the
-line shapes; ``done_metrics`` is what their done lines share.
+would have taken and answers once; ``answer`` does either, as the request's
+``Answering`` asks. The endpoints give the line shapes; ``done_metrics`` is what
+their done lines share.
 """
 
 from __future__ import annotations
@@ -18,10 +19,47 @@ from typing import Any
 from ollama_emulator.content import Generation
 from ollama_emulator.inference import Exchange
 from ollama_emulator.logprobs import logprob_entry
+from ollama_emulator.models import THINKING, ModelSpec
+from ollama_emulator.validation import GenerationOptions, format_error
 from ollama_emulator.wire import metrics
 
 _BATCH = 64
 PROMPT_EVAL_NS_PER_TOKEN = 100_000
+
+
+@dataclass(frozen=True)
+class Answering:
+    """What a valid chat or generate request asks of its answer, whatever it answers."""
+
+    stream: bool
+    thinks: bool
+    structured: bool
+    schema: dict[str, Any] | None
+    format_error: str | None
+    options: GenerationOptions
+    top_logprobs: int | None
+
+    @classmethod
+    def of(
+        cls,
+        model: ModelSpec,
+        fmt: Any,
+        *,
+        stream: bool | None,
+        think: bool | str | None,
+        options: GenerationOptions,
+        top_logprobs: int | None,
+    ) -> Answering:
+        """From the request's ``format``, ``stream`` and ``think`` as sent (None: unset)."""
+        return cls(
+            stream=stream is not False,
+            thinks=model.supports(THINKING) and (model.always_thinks or think is not False),
+            structured=fmt not in (None, ""),
+            schema=fmt if isinstance(fmt, dict) else None,
+            format_error=format_error(fmt),
+            options=options,
+            top_logprobs=top_logprobs,
+        )
 
 
 @dataclass(frozen=True)
@@ -61,15 +99,15 @@ Final = Callable[[bool, list[dict[str, Any]] | None], dict[str, Any]]
 async def answer(
     exchange: Exchange,
     generation: Generation,
+    answering: Answering,
     *,
-    streamed: bool,
-    top_logprobs: int | None,
     line_for: LineFor,
     final: Final,
 ) -> None:
     """``generation`` streamed a piece a line, or answered whole by ``single``."""
+    top_logprobs = answering.top_logprobs
     lines = pieces(generation, top_logprobs)
-    if streamed:
+    if answering.stream:
         await stream(exchange, lines, line_for, lambda: final(False, None))
         return
 
