@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import astuple
 from typing import Any, TypeVar
@@ -25,12 +24,11 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
 from server.usage.store import (
-    ADD_SQL,
     COLUMNS,
     INSERT_SQL,
     SCHEMA_VERSION,
-    TAKE_SQL,
     Row,
+    Step,
     old_windows,
     schema,
     select,
@@ -151,56 +149,19 @@ class PostgresStore:
 
         return await self._run(work)
 
-    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
-        async def work(conn: Conn) -> bool:
-            cursor = await conn.execute(
-                TAKE_SQL.format(m="%s"),
-                (caller, kind, start, limit),
-            )
-            return await cursor.fetchone() is not None
+    async def apply(self, steps: Sequence[Step], lock: str = "") -> str:
+        async def run(conn: Conn) -> str:
+            for step in steps:
+                cursor = await conn.execute(step.sql, step.args)
+                if step.refusal and await cursor.fetchone() is None:
+                    return step.refusal
+            return ""
 
-        return await self._run(work)
-
-    async def used(self, caller: str, kind: str, start: int) -> int:
-        async def work(conn: Conn) -> int:
-            cursor = await conn.execute(
-                "SELECT count FROM quota_windows WHERE caller = %s AND kind = %s AND start = %s",
-                (caller, kind, start),
-            )
-            row = await cursor.fetchone()
-            return int(row[0]) if row else 0
-
-        return await self._run(work)
-
-    async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                ADD_SQL.format(m="%s"),
-                (caller, kind, start, amount, amount),
-            )
-
-        await self._run(work)
-
-    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
-        async def work(conn: Conn) -> bool:
+        async def work(conn: Conn) -> str:
+            if not lock:  # each statement commits by itself: no BEGIN/COMMIT round trips
+                return await run(conn)
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (caller,))
-                await conn.execute("DELETE FROM quota_leases WHERE expires < %s", (time.time(),))
-                cursor = await conn.execute(
-                    "SELECT COUNT(*) FROM quota_leases WHERE caller = %s", (caller,)
-                )
-                (held,) = await cursor.fetchone() or (0,)
-                if held >= limit:
-                    return False
-                await conn.execute(
-                    "INSERT INTO quota_leases VALUES (%s, %s, %s)", (lease_id, caller, expires)
-                )
-                return True
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+                return await run(conn)
 
         return await self._run(work)
-
-    async def release(self, lease_id: str) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute("DELETE FROM quota_leases WHERE id = %s", (lease_id,))
-
-        await self._run(work)

@@ -4,14 +4,16 @@ two replicas enforce one limit). One schema and the same operations on both; the
 schema is created, and migrated, at start (``schema_version``).
 
 SQLite runs on one connection in a thread of its own (its calls block); PostgreSQL on
-a few asynchronous connections (psycopg). Quota operations are single statements (or
-one short transaction, under a lock per caller for leases), so concurrent replicas
+a few asynchronous connections (psycopg). A request's quota checks go to the store in
+one call: one transaction in SQLite; in PostgreSQL single statements, or one short
+transaction under a lock per caller when a lease is taken, so concurrent replicas
 cannot both take the last unit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -78,6 +80,16 @@ def schema(serial: str, real: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Step:
+    """One statement of a quota transaction (``%s`` for each argument). A check (with a
+    ``refusal``) passes when the statement returns a row."""
+
+    sql: str
+    args: tuple[Any, ...]
+    refusal: str = ""
+
+
 class Store(Protocol):
     name: str
 
@@ -88,11 +100,11 @@ class Store(Protocol):
     async def usage(
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]: ...
-    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool: ...
-    async def used(self, caller: str, kind: str, start: int) -> int: ...
-    async def add(self, caller: str, kind: str, start: int, amount: int) -> None: ...
-    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool: ...
-    async def release(self, lease_id: str) -> None: ...
+    async def apply(self, steps: Sequence[Step], lock: str = "") -> str:
+        """Runs ``steps`` in order, up to the first check that refuses, and returns its
+        ``refusal`` ("" when none did). With ``lock``, they are one transaction that no
+        other with the same lock overlaps (on any replica)."""
+        ...
 
 
 def select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> str:
@@ -110,15 +122,6 @@ def select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> 
     )
 
 
-TAKE_SQL = (
-    "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, 1) "
-    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + 1 "
-    "WHERE quota_windows.count < {m} RETURNING count"
-)
-ADD_SQL = (
-    "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, {m}) "
-    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + {m}"
-)
 INSERT_SQL = f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({{marks}})"
 
 
@@ -185,36 +188,22 @@ class SqliteStore:
 
         return await self._run(work)
 
-    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
-        sql = TAKE_SQL.format(m="?")
-        return await self._run(
-            lambda db: db.execute(sql, (caller, kind, start, limit)).fetchone() is not None
-        )
-
-    async def used(self, caller: str, kind: str, start: int) -> int:
-        sql = "SELECT count FROM quota_windows WHERE caller = ? AND kind = ? AND start = ?"
-        row = await self._run(lambda db: db.execute(sql, (caller, kind, start)).fetchone())
-        return int(row[0]) if row else 0
-
-    async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
-        sql = ADD_SQL.format(m="?")
-        await self._run(lambda db: db.execute(sql, (caller, kind, start, amount, amount)))
-
-    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            db.execute("DELETE FROM quota_leases WHERE expires < ?", (time.time(),))
-            (held,) = db.execute(
-                "SELECT COUNT(*) FROM quota_leases WHERE caller = ?", (caller,)
-            ).fetchone()
-            if held >= limit:
-                return False
-            db.execute("INSERT INTO quota_leases VALUES (?, ?, ?)", (lease_id, caller, expires))
-            return True
+    async def apply(self, steps: Sequence[Step], lock: str = "") -> str:
+        # Always one IMMEDIATE transaction: it holds the file's write lock, ``lock`` or not.
+        def work(db: sqlite3.Connection) -> str:
+            for step in steps:
+                cursor = db.execute(_lite(step.sql), step.args)
+                if step.refusal and cursor.fetchone() is None:
+                    return step.refusal
+            return ""
 
         return await self._run(work)
 
-    async def release(self, lease_id: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM quota_leases WHERE id = ?", (lease_id,)))
+
+@functools.cache
+def _lite(sql: str) -> str:
+    """A statement with SQLite's placeholders."""
+    return sql.replace("%s", "?")
 
 
 def _migrate(serial: str, real: str) -> Callable[[Any], None]:
