@@ -24,14 +24,15 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
 from server.usage.store import (
-    COLUMNS,
+    FORGET_SQL,
     INSERT_SQL,
-    SCHEMA_VERSION,
+    VERSION_SQL,
     Row,
     Step,
     old_windows,
     schema,
     select,
+    versioning,
 )
 
 log = logging.getLogger("llm.ledger")
@@ -60,17 +61,9 @@ class PostgresStore:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             for statement in schema("BIGSERIAL", "DOUBLE PRECISION"):
                 await conn.execute(statement)
-            cursor = await conn.execute("SELECT version FROM schema_version")
-            found = await cursor.fetchone()
-            if found is None:
-                await conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
-                )
-            elif int(found[0]) > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the usage database has schema {found[0]}, newer than this service's "
-                    f"{SCHEMA_VERSION}: run a newer service"
-                )
+            cursor = await conn.execute(VERSION_SQL)
+            for statement in versioning(await cursor.fetchone()):
+                await conn.execute(statement)
 
     @contextlib.asynccontextmanager
     async def _borrow(self, fresh: bool = False) -> AsyncIterator[Conn]:
@@ -116,21 +109,17 @@ class PostgresStore:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def write(self, rows: Sequence[Row]) -> None:
-        sql = INSERT_SQL.format(marks=", ".join(["%s"] * len(COLUMNS)))
-
         async def work(conn: Conn) -> None:
             async with conn.transaction():
-                await conn.cursor().executemany(sql, [astuple(r) for r in rows])
+                await conn.cursor().executemany(INSERT_SQL, [astuple(r) for r in rows])
 
         await self._run(work)
 
     async def forget(self, before: float) -> int:
         async def work(conn: Conn) -> int:
-            cursor = await conn.execute("DELETE FROM usage_rows WHERE at < %s", (before,))
-            deletes: list[tuple[str, tuple[Any, ...]]] = []
-            old_windows(lambda q, a: deletes.append((q, a)))
-            for statement, args in deletes:
-                await conn.execute(statement, args)
+            cursor = await conn.execute(FORGET_SQL, (before,))
+            windows = old_windows()
+            await conn.execute(windows.sql, windows.args)
             return cursor.rowcount
 
         return await self._run(work)
@@ -139,7 +128,7 @@ class PostgresStore:
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]:
         day = "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-        sql = select(group_by, day, caller, "%s")
+        sql = select(group_by, day, caller)
         args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
 
         async def work(conn: Conn) -> list[dict[str, Any]]:

@@ -39,7 +39,6 @@ COLUMNS = (
     "error_code",
     "request_id",
 )
-GROUPS = ("caller", "model", "day")
 
 
 @dataclass(frozen=True)
@@ -107,9 +106,9 @@ class Store(Protocol):
         ...
 
 
-def select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> str:
+def select(group_by: Sequence[str], day: str, caller: str | None) -> str:
     keys = [day + " AS day" if g == "day" else g for g in group_by]
-    where = f"at >= {mark} AND at < {mark}" + (f" AND caller = {mark}" if caller else "")
+    where = "at >= %s AND at < %s" + (" AND caller = %s" if caller else "")
     return (
         f"SELECT {', '.join([*keys, ''])}"
         "COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, "
@@ -122,7 +121,11 @@ def select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> 
     )
 
 
-INSERT_SQL = f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({{marks}})"
+# Both stores' statements are written with psycopg's ``%s``; SQLite's ``?`` replaces it.
+INSERT_SQL = (
+    f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+)
+FORGET_SQL = "DELETE FROM usage_rows WHERE at < %s"
 
 
 class SqliteStore:
@@ -153,7 +156,14 @@ class SqliteStore:
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._pool, connect)
-        await self._run(_migrate("INTEGER", "REAL"))
+
+        def migrate(db: sqlite3.Connection) -> None:
+            for statement in schema("INTEGER", "REAL"):
+                db.execute(statement)
+            for statement in versioning(db.execute(VERSION_SQL).fetchone()):
+                db.execute(statement)
+
+        await self._run(migrate)
 
     async def close(self) -> None:
         def shut() -> None:
@@ -164,13 +174,14 @@ class SqliteStore:
         self._pool.shutdown(wait=True)
 
     async def write(self, rows: Sequence[Row]) -> None:
-        sql = INSERT_SQL.format(marks=", ".join("?" * len(COLUMNS)))
+        sql = _lite(INSERT_SQL)
         await self._run(lambda db: db.executemany(sql, [astuple(r) for r in rows]))
 
     async def forget(self, before: float) -> int:
         def work(db: sqlite3.Connection) -> int:
-            gone = db.execute("DELETE FROM usage_rows WHERE at < ?", (before,)).rowcount
-            old_windows(lambda q, a: db.execute(q.replace("%s", "?"), a))
+            gone = db.execute(_lite(FORGET_SQL), (before,)).rowcount
+            windows = old_windows()
+            db.execute(_lite(windows.sql), windows.args)
             return int(gone)
 
         return await self._run(work)
@@ -178,7 +189,7 @@ class SqliteStore:
     async def usage(
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]:
-        sql = select(group_by, "date(at, 'unixepoch')", caller, "?")
+        sql = _lite(select(group_by, "date(at, 'unixepoch')", caller))
         args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
 
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -206,29 +217,29 @@ def _lite(sql: str) -> str:
     return sql.replace("%s", "?")
 
 
-def _migrate(serial: str, real: str) -> Callable[[Any], None]:
-    def work(db: Any) -> None:
-        for statement in schema(serial, real):
-            db.execute(statement)
-        found = db.execute("SELECT version FROM schema_version").fetchone()
-        if found is None:
-            db.execute(f"INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")
-        elif int(found[0]) > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the usage database has schema {found[0]}, newer than this service's "
-                f"{SCHEMA_VERSION}: run a newer service"
-            )
-
-    return work
+VERSION_SQL = "SELECT version FROM schema_version"
 
 
-def old_windows(execute: Callable[[str, tuple[Any, ...]], Any]) -> None:
+def versioning(found: Sequence[Any] | None) -> list[str]:
+    """What the schema's version (``found``, read at start) asks for: to be recorded in a
+    new database, nothing, or a newer service (``RuntimeError``)."""
+    if found is None:
+        return [f"INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})"]
+    if int(found[0]) > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the usage database has schema {found[0]}, newer than this service's "
+            f"{SCHEMA_VERSION}: run a newer service"
+        )
+    return []
+
+
+def old_windows() -> Step:
     """Quota windows nobody reads any more: minutes over, days before yesterday."""
     now = time.time()
-    execute("DELETE FROM quota_windows WHERE kind = %s AND start < %s", ("rpm", int(now // 60) - 2))
-    execute(
-        "DELETE FROM quota_windows WHERE kind = %s AND start < %s",
-        ("tokens", int(now // 86400) - 2),
+    return Step(
+        "DELETE FROM quota_windows WHERE (kind = 'rpm' AND start < %s) "
+        "OR (kind = 'tokens' AND start < %s)",
+        (int(now // 60) - 2, int(now // 86400) - 2),
     )
 
 
