@@ -105,9 +105,15 @@ async def measure_ledger(cfg: Config, emulator_url: str, log_dir: Path) -> JsonD
             for done in targets:
                 await done.aclose()
     names = [t.name for t in targets if t.name != "direct"]
+    stores = [n for n in names if n != "off"]
 
     def paired(name: str, key: str, against: str) -> float:
         return measure.median([r[name][key] - r[against][key] for r in rounds])
+
+    def ratio(name: str, against: str) -> float:
+        return measure.median(
+            [r[name]["rps"] / r[against]["rps"] for r in rounds if r[against]["rps"]]
+        )
 
     return {
         "requests_per_round": cfg.latency_requests,
@@ -115,19 +121,8 @@ async def measure_ledger(cfg: Config, emulator_url: str, log_dir: Path) -> JsonD
         "rounds": rounds,
         "stores": names,
         "added": {n: {k: paired(n, k, "direct") for k in ("p50_ms", "p99_ms")} for n in names},
-        "added_to_off": {
-            n: {k: paired(n, k, "off") for k in ("p50_ms", "p99_ms")} for n in names if n != "off"
-        },
-        "ratio_to_direct": {
-            n: measure.median(
-                [r[n]["rps"] / r["direct"]["rps"] for r in rounds if r["direct"]["rps"]]
-            )
-            for n in names
-        },
-        "ratio_to_off": {
-            n: measure.median([r[n]["rps"] / r["off"]["rps"] for r in rounds if r["off"]["rps"]])
-            for n in names
-            if n != "off"
-        },
+        "added_to_off": {n: {k: paired(n, k, "off") for k in ("p50_ms", "p99_ms")} for n in stores},
+        "ratio_to_direct": {n: ratio(n, "direct") for n in names},
+        "ratio_to_off": {n: ratio(n, "off") for n in stores},
         "errors": {n: sum(r[n]["errors"] for r in rounds) for n in names},
     }

@@ -54,7 +54,12 @@ class Caller:
     max_concurrent: int | None = None
     models: tuple[str, ...] | None = None
     admin: bool = False
-    _allowed: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    _allowed: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # canonical() once per model, not on every request
+        allowed = frozenset(canonical(m) for m in self.models or ())
+        object.__setattr__(self, "_allowed", allowed)
 
     def allows(self, model: str) -> bool:
         return self.models is None or canonical(model) in self._allowed
@@ -132,7 +137,6 @@ def _caller(index: int, table: Any) -> Caller:
         priority=priority,
         models=tuple(models) if models is not None else None,
         admin=admin,
-        _allowed=frozenset(canonical(m) for m in models or ()),
         **limits,
     )
 
@@ -161,15 +165,8 @@ class Callers:
             self._by_digest[caller.digest] = caller
         self.named = tuple(named)
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._by_digest)
-
     def digests(self) -> list[bytes]:
         return list(self._by_digest)
-
-    def names(self) -> list[str]:
-        return sorted({c.name for c in self._by_digest.values()} | {ANONYMOUS.name})
 
     def identify(self, authorization: str | None) -> Caller:
         """The caller an ``Authorization: Bearer <key>`` value names (a key already

@@ -37,8 +37,6 @@ class Ledger:
         self._complained = -COMPLAIN_EVERY
         self.written = 0
         self.dropped = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._hurry = asyncio.Event()
 
     async def start(self) -> None:
@@ -55,7 +53,6 @@ class Ledger:
         except asyncio.QueueFull:
             self._drop(1, "the ledger's queue is full (the store is too slow)")
             return
-        self._idle.clear()
         if self._queue.qsize() >= BATCH:
             self._hurry.set()
 
@@ -65,7 +62,7 @@ class Ledger:
         self._hurry.set()
         try:
             async with asyncio.timeout(wait):
-                await self._idle.wait()
+                await self._queue.join()
         except TimeoutError:
             return False
         return True
@@ -92,8 +89,8 @@ class Ledger:
                 self.written += len(rows)
             except Exception as exc:  # a failing store must not stop the service
                 self._drop(len(rows), f"the {self.store.name} store failed: {exc}")
-            if self._queue.empty():
-                self._idle.set()
+            for _ in rows:
+                self._queue.task_done()
 
     async def _forget_forever(self) -> None:
         while True:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import astuple
 from typing import Any, TypeVar
@@ -25,15 +24,15 @@ from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
 from server.usage.store import (
-    ADD_SQL,
-    COLUMNS,
+    FORGET_SQL,
     INSERT_SQL,
-    SCHEMA_VERSION,
-    TAKE_SQL,
+    VERSION_SQL,
     Row,
+    Step,
     old_windows,
     schema,
     select,
+    versioning,
 )
 
 log = logging.getLogger("llm.ledger")
@@ -62,17 +61,9 @@ class PostgresStore:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             for statement in schema("BIGSERIAL", "DOUBLE PRECISION"):
                 await conn.execute(statement)
-            cursor = await conn.execute("SELECT version FROM schema_version")
-            found = await cursor.fetchone()
-            if found is None:
-                await conn.execute(
-                    "INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,)
-                )
-            elif int(found[0]) > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"the usage database has schema {found[0]}, newer than this service's "
-                    f"{SCHEMA_VERSION}: run a newer service"
-                )
+            cursor = await conn.execute(VERSION_SQL)
+            for statement in versioning(await cursor.fetchone()):
+                await conn.execute(statement)
 
     @contextlib.asynccontextmanager
     async def _borrow(self, fresh: bool = False) -> AsyncIterator[Conn]:
@@ -118,21 +109,17 @@ class PostgresStore:
             await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def write(self, rows: Sequence[Row]) -> None:
-        sql = INSERT_SQL.format(marks=", ".join(["%s"] * len(COLUMNS)))
-
         async def work(conn: Conn) -> None:
             async with conn.transaction():
-                await conn.cursor().executemany(sql, [astuple(r) for r in rows])
+                await conn.cursor().executemany(INSERT_SQL, [astuple(r) for r in rows])
 
         await self._run(work)
 
     async def forget(self, before: float) -> int:
         async def work(conn: Conn) -> int:
-            cursor = await conn.execute("DELETE FROM usage_rows WHERE at < %s", (before,))
-            deletes: list[tuple[str, tuple[Any, ...]]] = []
-            old_windows(lambda q, a: deletes.append((q, a)))
-            for statement, args in deletes:
-                await conn.execute(statement, args)
+            cursor = await conn.execute(FORGET_SQL, (before,))
+            windows = old_windows()
+            await conn.execute(windows.sql, windows.args)
             return cursor.rowcount
 
         return await self._run(work)
@@ -141,7 +128,7 @@ class PostgresStore:
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]:
         day = "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-        sql = select(group_by, day, caller, "%s")
+        sql = select(group_by, day, caller)
         args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
 
         async def work(conn: Conn) -> list[dict[str, Any]]:
@@ -151,56 +138,19 @@ class PostgresStore:
 
         return await self._run(work)
 
-    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
-        async def work(conn: Conn) -> bool:
-            cursor = await conn.execute(
-                TAKE_SQL.format(m="%s"),
-                (caller, kind, start, limit),
-            )
-            return await cursor.fetchone() is not None
+    async def apply(self, steps: Sequence[Step], lock: str = "") -> str:
+        async def run(conn: Conn) -> str:
+            for step in steps:
+                cursor = await conn.execute(step.sql, step.args)
+                if step.refusal and await cursor.fetchone() is None:
+                    return step.refusal
+            return ""
 
-        return await self._run(work)
-
-    async def used(self, caller: str, kind: str, start: int) -> int:
-        async def work(conn: Conn) -> int:
-            cursor = await conn.execute(
-                "SELECT count FROM quota_windows WHERE caller = %s AND kind = %s AND start = %s",
-                (caller, kind, start),
-            )
-            row = await cursor.fetchone()
-            return int(row[0]) if row else 0
-
-        return await self._run(work)
-
-    async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute(
-                ADD_SQL.format(m="%s"),
-                (caller, kind, start, amount, amount),
-            )
-
-        await self._run(work)
-
-    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
-        async def work(conn: Conn) -> bool:
+        async def work(conn: Conn) -> str:
+            if not lock:  # each statement commits by itself: no BEGIN/COMMIT round trips
+                return await run(conn)
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (caller,))
-                await conn.execute("DELETE FROM quota_leases WHERE expires < %s", (time.time(),))
-                cursor = await conn.execute(
-                    "SELECT COUNT(*) FROM quota_leases WHERE caller = %s", (caller,)
-                )
-                (held,) = await cursor.fetchone() or (0,)
-                if held >= limit:
-                    return False
-                await conn.execute(
-                    "INSERT INTO quota_leases VALUES (%s, %s, %s)", (lease_id, caller, expires)
-                )
-                return True
+                await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+                return await run(conn)
 
         return await self._run(work)
-
-    async def release(self, lease_id: str) -> None:
-        async def work(conn: Conn) -> None:
-            await conn.execute("DELETE FROM quota_leases WHERE id = %s", (lease_id,))
-
-        await self._run(work)

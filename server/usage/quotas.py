@@ -30,11 +30,27 @@ from typing import Any
 
 from server.calls import Call
 from server.errors import LedgerUnavailable, QuotaExceeded
-from server.usage.store import Store
+from server.usage.callers import Caller
+from server.usage.store import Step, Store
 
 log = logging.getLogger("llm.quotas")
 
 DAY = 86400
+# Each check passes when it returns a row.
+UNDER_SQL = (
+    "SELECT 1 WHERE COALESCE((SELECT count FROM quota_windows "
+    "WHERE caller = %s AND kind = %s AND start = %s), 0) < %s"
+)
+TAKE_SQL = (
+    "INSERT INTO quota_windows (caller, kind, start, count) VALUES (%s, %s, %s, 1) "
+    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + 1 "
+    "WHERE quota_windows.count < %s RETURNING count"
+)
+HELD_SQL = "SELECT 1 WHERE (SELECT COUNT(*) FROM quota_leases WHERE caller = %s) < %s"
+ADD_SQL = (
+    "INSERT INTO quota_windows (caller, kind, start, count) VALUES (%s, %s, %s, %s) "
+    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + %s"
+)
 
 
 class Quotas:
@@ -60,61 +76,37 @@ class Quotas:
         if self._store is None:  # refused at start: limits need the ledger's store
             raise LedgerUnavailable("quotas need the usage ledger (LLM_LEDGER)")
         store, now = self._store, self._clock()
-        lease = ""
+        lease = uuid.uuid4().hex if caller.max_concurrent else ""
         try:
-            if caller.tokens_per_day:
-                day = int(now // DAY)
-                if await store.used(caller.name, "tokens", day) >= caller.tokens_per_day:
-                    raise QuotaExceeded(
-                        f"caller '{caller.name}' used its {caller.tokens_per_day} tokens "
-                        "for today (UTC)",
-                        retry_after=_until(now, DAY),
-                    )
-            if caller.requests_per_minute:
-                minute = int(now // 60)
-                if not await store.take(caller.name, "rpm", minute, caller.requests_per_minute):
-                    raise QuotaExceeded(
-                        f"caller '{caller.name}' is over its {caller.requests_per_minute} "
-                        "requests a minute",
-                        retry_after=_until(now, 60),
-                    )
-            if caller.max_concurrent:
-                lease = uuid.uuid4().hex
-                expires = now + self._lease_seconds
-                if not await store.lease(caller.name, lease, caller.max_concurrent, expires):
-                    lease = ""
-                    raise QuotaExceeded(
-                        f"caller '{caller.name}' already has {caller.max_concurrent} "
-                        "generations running",
-                        retry_after=1.0,
-                    )
-        except QuotaExceeded:
-            raise
-        except asyncio.CancelledError:
-            if lease:  # the caller left while the lease was being taken: it may exist
-                self._later(store.release(lease), f"release a lease of '{caller.name}'")
-            raise
-        except Exception as exc:  # the store's driver errors: refuse, do not guess
-            if lease:
-                self._later(store.release(lease), f"release a lease of '{caller.name}'")
+            refused = await store.apply(
+                _admission(caller, now, lease, now + self._lease_seconds),
+                lock=caller.name if lease else "",
+            )
+        except (asyncio.CancelledError, Exception) as exc:
+            if lease:  # the caller left, or the store failed, as the lease was taken
+                self._later(store.apply([_release(lease)]), f"release a lease of '{caller.name}'")
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             log.warning("QUOTA check for caller '%s' failed: %s", caller.name, exc)
             raise LedgerUnavailable(
                 f"the {store.name} store that keeps quotas did not answer"
             ) from None
+        if refused:
+            raise _refusal(caller, refused, now)
         try:
             yield
         finally:
-            # After the answer, off its path: whatever ended the call (cancellation too).
-            if lease:
-                self._later(store.release(lease), f"release a lease of '{caller.name}'")
+            # After the answer, off its path: whatever ended the call (cancellation too),
+            # the lease back and the tokens counted in one call to the store.
             tokens = call.prompt_tokens + call.response_tokens
+            steps = [_release(lease)] if lease else []
             if caller.tokens_per_day and tokens:
                 day = int(self._clock() // DAY)
-                self._later(
-                    store.add(caller.name, "tokens", day, tokens), f"count '{caller.name}' tokens"
-                )
+                steps.append(Step(ADD_SQL, (caller.name, "tokens", day, tokens, tokens)))
+            if steps:
+                self._later(store.apply(steps), f"settle the quotas of '{caller.name}'")
 
-    def _later(self, work: Coroutine[Any, Any, None], what: str) -> None:
+    def _later(self, work: Coroutine[Any, Any, object], what: str) -> None:
         async def run() -> None:
             try:
                 await work
@@ -134,3 +126,44 @@ class Quotas:
 def _until(now: float, window: int) -> float:
     """Seconds until the current window (a minute, a day) ends; at least one."""
     return float(max(1, math.ceil(window - now % window)))
+
+
+def _admission(caller: Caller, now: float, lease: str, expires: float) -> list[Step]:
+    """The checks of ``caller``'s limits, in the order they refuse: its tokens for the
+    day, its requests this minute (one taken), its generations at once (a lease taken).
+    """
+    steps: list[Step] = []
+    if caller.tokens_per_day:
+        day = (caller.name, "tokens", int(now // DAY), caller.tokens_per_day)
+        steps.append(Step(UNDER_SQL, day, refusal="tokens"))
+    if caller.requests_per_minute:
+        minute = (caller.name, "rpm", int(now // 60), caller.requests_per_minute)
+        steps.append(Step(TAKE_SQL, minute, refusal="rpm"))
+    if lease:
+        steps += [
+            Step("DELETE FROM quota_leases WHERE expires < %s", (now,)),
+            Step(HELD_SQL, (caller.name, caller.max_concurrent), refusal="concurrent"),
+            Step("INSERT INTO quota_leases VALUES (%s, %s, %s)", (lease, caller.name, expires)),
+        ]
+    return steps
+
+
+def _release(lease: str) -> Step:
+    return Step("DELETE FROM quota_leases WHERE id = %s", (lease,))
+
+
+def _refusal(caller: Caller, refused: str, now: float) -> QuotaExceeded:
+    if refused == "tokens":
+        return QuotaExceeded(
+            f"caller '{caller.name}' used its {caller.tokens_per_day} tokens for today (UTC)",
+            retry_after=_until(now, DAY),
+        )
+    if refused == "rpm":
+        return QuotaExceeded(
+            f"caller '{caller.name}' is over its {caller.requests_per_minute} requests a minute",
+            retry_after=_until(now, 60),
+        )
+    return QuotaExceeded(
+        f"caller '{caller.name}' already has {caller.max_concurrent} generations running",
+        retry_after=1.0,
+    )

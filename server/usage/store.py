@@ -4,14 +4,16 @@ two replicas enforce one limit). One schema and the same operations on both; the
 schema is created, and migrated, at start (``schema_version``).
 
 SQLite runs on one connection in a thread of its own (its calls block); PostgreSQL on
-a few asynchronous connections (psycopg). Quota operations are single statements (or
-one short transaction, under a lock per caller for leases), so concurrent replicas
+a few asynchronous connections (psycopg). A request's quota checks go to the store in
+one call: one transaction in SQLite; in PostgreSQL single statements, or one short
+transaction under a lock per caller when a lease is taken, so concurrent replicas
 cannot both take the last unit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +39,6 @@ COLUMNS = (
     "error_code",
     "request_id",
 )
-GROUPS = ("caller", "model", "day")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,16 @@ def schema(serial: str, real: str) -> list[str]:
     ]
 
 
+@dataclass(frozen=True)
+class Step:
+    """One statement of a quota transaction (``%s`` for each argument). A check (with a
+    ``refusal``) passes when the statement returns a row."""
+
+    sql: str
+    args: tuple[Any, ...]
+    refusal: str = ""
+
+
 class Store(Protocol):
     name: str
 
@@ -88,16 +99,16 @@ class Store(Protocol):
     async def usage(
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]: ...
-    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool: ...
-    async def used(self, caller: str, kind: str, start: int) -> int: ...
-    async def add(self, caller: str, kind: str, start: int, amount: int) -> None: ...
-    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool: ...
-    async def release(self, lease_id: str) -> None: ...
+    async def apply(self, steps: Sequence[Step], lock: str = "") -> str:
+        """Runs ``steps`` in order, up to the first check that refuses, and returns its
+        ``refusal`` ("" when none did). With ``lock``, they are one transaction that no
+        other with the same lock overlaps (on any replica)."""
+        ...
 
 
-def select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> str:
+def select(group_by: Sequence[str], day: str, caller: str | None) -> str:
     keys = [day + " AS day" if g == "day" else g for g in group_by]
-    where = f"at >= {mark} AND at < {mark}" + (f" AND caller = {mark}" if caller else "")
+    where = "at >= %s AND at < %s" + (" AND caller = %s" if caller else "")
     return (
         f"SELECT {', '.join([*keys, ''])}"
         "COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, "
@@ -110,16 +121,11 @@ def select(group_by: Sequence[str], day: str, caller: str | None, mark: str) -> 
     )
 
 
-TAKE_SQL = (
-    "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, 1) "
-    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + 1 "
-    "WHERE quota_windows.count < {m} RETURNING count"
+# Both stores' statements are written with psycopg's ``%s``; SQLite's ``?`` replaces it.
+INSERT_SQL = (
+    f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
 )
-ADD_SQL = (
-    "INSERT INTO quota_windows (caller, kind, start, count) VALUES ({m}, {m}, {m}, {m}) "
-    "ON CONFLICT (caller, kind, start) DO UPDATE SET count = quota_windows.count + {m}"
-)
-INSERT_SQL = f"INSERT INTO usage_rows ({', '.join(COLUMNS)}) VALUES ({{marks}})"
+FORGET_SQL = "DELETE FROM usage_rows WHERE at < %s"
 
 
 class SqliteStore:
@@ -150,7 +156,14 @@ class SqliteStore:
             self._db = db
 
         await asyncio.get_running_loop().run_in_executor(self._pool, connect)
-        await self._run(_migrate("INTEGER", "REAL"))
+
+        def migrate(db: sqlite3.Connection) -> None:
+            for statement in schema("INTEGER", "REAL"):
+                db.execute(statement)
+            for statement in versioning(db.execute(VERSION_SQL).fetchone()):
+                db.execute(statement)
+
+        await self._run(migrate)
 
     async def close(self) -> None:
         def shut() -> None:
@@ -161,13 +174,14 @@ class SqliteStore:
         self._pool.shutdown(wait=True)
 
     async def write(self, rows: Sequence[Row]) -> None:
-        sql = INSERT_SQL.format(marks=", ".join("?" * len(COLUMNS)))
+        sql = _lite(INSERT_SQL)
         await self._run(lambda db: db.executemany(sql, [astuple(r) for r in rows]))
 
     async def forget(self, before: float) -> int:
         def work(db: sqlite3.Connection) -> int:
-            gone = db.execute("DELETE FROM usage_rows WHERE at < ?", (before,)).rowcount
-            old_windows(lambda q, a: db.execute(q.replace("%s", "?"), a))
+            gone = db.execute(_lite(FORGET_SQL), (before,)).rowcount
+            windows = old_windows()
+            db.execute(_lite(windows.sql), windows.args)
             return int(gone)
 
         return await self._run(work)
@@ -175,7 +189,7 @@ class SqliteStore:
     async def usage(
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]:
-        sql = select(group_by, "date(at, 'unixepoch')", caller, "?")
+        sql = _lite(select(group_by, "date(at, 'unixepoch')", caller))
         args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
 
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -185,61 +199,47 @@ class SqliteStore:
 
         return await self._run(work)
 
-    async def take(self, caller: str, kind: str, start: int, limit: int) -> bool:
-        sql = TAKE_SQL.format(m="?")
-        return await self._run(
-            lambda db: db.execute(sql, (caller, kind, start, limit)).fetchone() is not None
-        )
-
-    async def used(self, caller: str, kind: str, start: int) -> int:
-        sql = "SELECT count FROM quota_windows WHERE caller = ? AND kind = ? AND start = ?"
-        row = await self._run(lambda db: db.execute(sql, (caller, kind, start)).fetchone())
-        return int(row[0]) if row else 0
-
-    async def add(self, caller: str, kind: str, start: int, amount: int) -> None:
-        sql = ADD_SQL.format(m="?")
-        await self._run(lambda db: db.execute(sql, (caller, kind, start, amount, amount)))
-
-    async def lease(self, caller: str, lease_id: str, limit: int, expires: float) -> bool:
-        def work(db: sqlite3.Connection) -> bool:
-            db.execute("DELETE FROM quota_leases WHERE expires < ?", (time.time(),))
-            (held,) = db.execute(
-                "SELECT COUNT(*) FROM quota_leases WHERE caller = ?", (caller,)
-            ).fetchone()
-            if held >= limit:
-                return False
-            db.execute("INSERT INTO quota_leases VALUES (?, ?, ?)", (lease_id, caller, expires))
-            return True
+    async def apply(self, steps: Sequence[Step], lock: str = "") -> str:
+        # Always one IMMEDIATE transaction: it holds the file's write lock, ``lock`` or not.
+        def work(db: sqlite3.Connection) -> str:
+            for step in steps:
+                cursor = db.execute(_lite(step.sql), step.args)
+                if step.refusal and cursor.fetchone() is None:
+                    return step.refusal
+            return ""
 
         return await self._run(work)
 
-    async def release(self, lease_id: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM quota_leases WHERE id = ?", (lease_id,)))
+
+@functools.cache
+def _lite(sql: str) -> str:
+    """A statement with SQLite's placeholders."""
+    return sql.replace("%s", "?")
 
 
-def _migrate(serial: str, real: str) -> Callable[[Any], None]:
-    def work(db: Any) -> None:
-        for statement in schema(serial, real):
-            db.execute(statement)
-        found = db.execute("SELECT version FROM schema_version").fetchone()
-        if found is None:
-            db.execute(f"INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})")
-        elif int(found[0]) > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the usage database has schema {found[0]}, newer than this service's "
-                f"{SCHEMA_VERSION}: run a newer service"
-            )
-
-    return work
+VERSION_SQL = "SELECT version FROM schema_version"
 
 
-def old_windows(execute: Callable[[str, tuple[Any, ...]], Any]) -> None:
+def versioning(found: Sequence[Any] | None) -> list[str]:
+    """What the schema's version (``found``, read at start) asks for: to be recorded in a
+    new database, nothing, or a newer service (``RuntimeError``)."""
+    if found is None:
+        return [f"INSERT INTO schema_version (version) VALUES ({SCHEMA_VERSION})"]
+    if int(found[0]) > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the usage database has schema {found[0]}, newer than this service's "
+            f"{SCHEMA_VERSION}: run a newer service"
+        )
+    return []
+
+
+def old_windows() -> Step:
     """Quota windows nobody reads any more: minutes over, days before yesterday."""
     now = time.time()
-    execute("DELETE FROM quota_windows WHERE kind = %s AND start < %s", ("rpm", int(now // 60) - 2))
-    execute(
-        "DELETE FROM quota_windows WHERE kind = %s AND start < %s",
-        ("tokens", int(now // 86400) - 2),
+    return Step(
+        "DELETE FROM quota_windows WHERE (kind = 'rpm' AND start < %s) "
+        "OR (kind = 'tokens' AND start < %s)",
+        (int(now // 60) - 2, int(now // 86400) - 2),
     )
 
 

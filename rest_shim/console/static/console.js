@@ -155,7 +155,6 @@
     $("service-error").hidden = !notes.length;
     $("service-error").textContent = notes.join(" · ");
     if (service.default_model) defaults.chat = service.default_model;
-    if (service.embedding_model) defaults.embedding = service.embedding_model;
   }
 
   function hostCard(host) {
@@ -357,7 +356,7 @@
   // -- models -------------------------------------------------------------------------
 
   let modelsLoaded = false;
-  const defaults = { chat: "", embedding: "" };
+  const defaults = { chat: "" };
   const embeddingModels = new Set();
 
   // What is loaded where comes from the latest overview (every refresh), the rest of
