@@ -72,7 +72,7 @@ class LlmServer:
             self.ledger,
             self.accounting.quotas,
         )
-        keys = KeyChecker(digests=self.callers.digests())
+        keys = KeyChecker(self.callers.digests())
         # The REST face's stub when it runs in this process (python -m server --with-rest).
         self.local = InProcessStub(self.service, keys)
         interceptors = []

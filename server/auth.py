@@ -8,7 +8,6 @@ and never logged.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import grpc
 from server.errors import Unauthenticated
 from server.logs import REQUEST_ID_HEADER, new_request_id
 from server.rich_errors import Trailers, trailers
+from server.usage.callers import digest
 
 OPEN_METHODS = frozenset(
     {
@@ -30,13 +30,11 @@ OPEN_METHODS = frozenset(
 )
 
 
-def _digest(value: str) -> bytes:
-    return hashlib.sha256(value.encode()).digest()
-
-
 class KeyChecker:
-    def __init__(self, keys: tuple[str, ...] = (), digests: Iterable[bytes] = ()) -> None:
-        self._digests = [_digest(k) for k in keys] + list(digests)
+    """The keys' SHA-256 digests (``server.usage.callers.digest``), from the callers."""
+
+    def __init__(self, digests: Iterable[bytes]) -> None:
+        self._digests = list(digests)
 
     @property
     def enabled(self) -> bool:
@@ -58,10 +56,10 @@ class KeyChecker:
         if not self._digests:
             return True
         scheme, _, token = (authorization or "").partition(" ")
-        candidate = _digest(token.strip())
+        candidate = digest(token.strip())
         matched = False
-        for digest in self._digests:  # no early exit: the same work for every key
-            matched |= hmac.compare_digest(candidate, digest)
+        for known in self._digests:  # no early exit: the same work for every key
+            matched |= hmac.compare_digest(candidate, known)
         return matched and scheme.lower() == "bearer"
 
 
