@@ -155,10 +155,7 @@ def value_format(value: struct_pb2.Value, what: str) -> str | dict[str, Any]:
     if kind == "string_value" and value.string_value == "json":
         return "json"
     if kind == "struct_value":
-        schema = plain(value.struct_value)
-        if json_depth(schema) > MAX_JSON_DEPTH:
-            raise _too_deep(what)
-        return schema
+        return bounded_plain(value.struct_value, what)
     raise InvalidArgument(f'{what} must be "json" or a JSON schema object', field=what)
 
 
@@ -166,6 +163,15 @@ def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as plain JSON data; whole numbers stay integers (a Struct holds every
     number as a double), as a caller wrote them."""
     data: dict[str, Any] = whole_numbers(json_format.MessageToDict(struct))
+    return data
+
+
+def bounded_plain(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """``plain(struct)``, refused when it nests deeper than ``MAX_JSON_DEPTH``;
+    ``field`` is its path in the request."""
+    data = plain(struct)
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise _too_deep(field)
     return data
 
 
@@ -186,9 +192,7 @@ def options(req_options: pb.ModelOptions) -> dict[str, Any]:
     one or the common settings, which the request holds in fields of their own)."""
     out: dict[str, Any] = {}
     if req_options.extra.fields:
-        extra = plain(req_options.extra)
-        if json_depth(extra) > MAX_JSON_DEPTH:
-            raise _too_deep("options.extra")
+        extra = bounded_plain(req_options.extra, "options.extra")
         for key, value in extra.items():
             _check_option(key, value)
         out.update(extra)
