@@ -30,6 +30,8 @@ class ConfigError(ValueError):
 
 
 KINDS = ("ollama", "openai")
+# A Go duration, as Ollama parses keep_alive: "5m", "1h30m", "-1s", "300ms".
+GO_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
 
 
 @dataclass(frozen=True)
@@ -493,9 +495,7 @@ def _fallbacks(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def _keep_alive(raw: str) -> str:
     """Seconds, or a Go duration like 5m or 1h30m (Ollama's keep_alive)."""
-    if re.fullmatch(r"-?\d+(\.\d+)?", raw) or re.fullmatch(
-        r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+", raw
-    ):
+    if re.fullmatch(r"-?\d+(\.\d+)?", raw) or GO_DURATION.fullmatch(raw):
         return raw
     raise ValueError("expected seconds or a duration like 5m")
 

@@ -16,7 +16,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from server.config import Settings
+from server.config import GO_DURATION, Settings
 from server.errors import InvalidArgument, quoted
 
 # Longest model name accepted (Ollama's own names are far shorter).
@@ -28,8 +28,6 @@ OLLAMA_KEEP_ALIVE = 300.0
 _DURATION_PART = re.compile(r"(\d+(\.\d*)?)(ns|us|µs|ms|s|m|h)")
 # Longest keep_alive in seconds (about 68 years; a negative one keeps the model loaded).
 MAX_KEEP_ALIVE = 2**31 - 1
-# A Go duration, as Ollama parses keep_alive: "5m", "1h30m", "-1s", "300ms".
-_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
 
 ROLES = ("system", "user", "assistant", "tool")
 THINK_VALUES: dict[str, bool | str] = {
@@ -292,7 +290,7 @@ def keep_alive(raw: str) -> str | float | None:
     try:
         seconds = float(text)
     except ValueError:
-        if not _DURATION.fullmatch(text):
+        if not GO_DURATION.fullmatch(text):
             raise InvalidArgument(
                 f'keep_alive must be seconds or a duration like "5m", got {quoted(text)}',
                 field="keep_alive",
