@@ -184,10 +184,8 @@ class Settings:
             ledger_retention_days=r.get(
                 "LLM_LEDGER_RETENTION_DAYS", d.ledger_retention_days, _positive_float
             ),
+            callers=r.get("LLM_CALLERS_FILE", d.callers, load_callers),
         )
-        callers = r.get("LLM_CALLERS_FILE", d.callers, load_callers)
-        if callers:
-            settings = dataclasses.replace(settings, callers=callers)
         upstreams = r.get("LLM_UPSTREAMS", d.upstreams_spec, _upstreams)
         if upstreams:
             upstreams = tuple(_with_key(u, env) for u in upstreams)
