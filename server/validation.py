@@ -16,7 +16,8 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from server.config import GO_DURATION, Settings
+from server.config import Settings
+from server.config_values import GO_DURATION
 from server.errors import InvalidArgument, quoted
 
 # Longest model name accepted (Ollama's own names are far shorter).
