@@ -19,12 +19,12 @@ from typing import Any
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.config import Settings
 from server.errors import InvalidArgument, quoted
+from server.model_options import options
 from server.validation import (
     ROLES,
     bounded_plain,
     keep_alive_policy,
     model_name,
-    options,
     sampling,
     text_format,
     think,
