@@ -8,7 +8,6 @@ one line: no silent fallback to a default.
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -16,13 +15,10 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from server import config_values as parse
 from server.usage.callers import Caller, load_callers
 
 T = TypeVar("T")
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 class ConfigError(ValueError):
@@ -125,67 +121,73 @@ class Settings:
         d = cls()
         r = _Reader(env)
         settings = cls(
-            ollama_base_url=r.get("OLLAMA_BASE_URL", d.ollama_base_url, _url),
-            max_tokens=r.get("OLLAMA_MAX_TOKENS", d.max_tokens, _positive_int),
-            temperature=r.get("OLLAMA_TEMPERATURE", d.temperature, _temperature),
-            top_p=r.get("OLLAMA_TOP_P", d.top_p, _top_p),
-            timeout=r.get("OLLAMA_TIMEOUT", d.timeout, _positive_float),
-            cache_duration=r.get("OLLAMA_CACHE_DURATION", d.cache_duration, _non_negative_float),
-            connect_timeout=r.get("OLLAMA_CONNECT_TIMEOUT", d.connect_timeout, _positive_float),
-            probe_timeout=r.get("OLLAMA_PROBE_TIMEOUT", d.probe_timeout, _positive_float),
+            ollama_base_url=r.get("OLLAMA_BASE_URL", d.ollama_base_url, parse.url),
+            max_tokens=r.get("OLLAMA_MAX_TOKENS", d.max_tokens, parse.positive_int),
+            temperature=r.get("OLLAMA_TEMPERATURE", d.temperature, parse.temperature),
+            top_p=r.get("OLLAMA_TOP_P", d.top_p, parse.top_p),
+            timeout=r.get("OLLAMA_TIMEOUT", d.timeout, parse.positive_float),
+            cache_duration=r.get(
+                "OLLAMA_CACHE_DURATION", d.cache_duration, parse.non_negative_float
+            ),
+            connect_timeout=r.get(
+                "OLLAMA_CONNECT_TIMEOUT", d.connect_timeout, parse.positive_float
+            ),
+            probe_timeout=r.get("OLLAMA_PROBE_TIMEOUT", d.probe_timeout, parse.positive_float),
             ollama_max_line_bytes=r.get(
-                "OLLAMA_MAX_LINE_BYTES", d.ollama_max_line_bytes, _line_bytes
+                "OLLAMA_MAX_LINE_BYTES", d.ollama_max_line_bytes, parse.line_bytes
             ),
-            log_level=r.get("LOG_LEVEL", d.log_level, _log_level),
-            host=r.get("HOST", d.host, _non_empty),
-            port=r.get("PORT", d.port, _port),
-            reload=r.get("RELOAD", d.reload, _bool),
-            grpc_port=r.get("GRPC_PORT", d.grpc_port, _port),
-            grpc_target=r.get("GRPC_TARGET", d.grpc_target, _non_empty),
-            default_model=r.get("LLM_DEFAULT_MODEL", d.default_model, _non_empty),
-            embedding_model=r.get("LLM_EMBEDDING_MODEL", d.embedding_model, _non_empty),
-            key_models=r.get("LLM_KEY_MODELS", d.key_models, _name_list),
-            max_request_bytes=r.get("MAX_REQUEST_BYTES", d.max_request_bytes, _positive_int),
-            max_header_bytes=r.get("MAX_HEADER_BYTES", d.max_header_bytes, _header_bytes),
+            log_level=r.get("LOG_LEVEL", d.log_level, parse.log_level),
+            host=r.get("HOST", d.host, parse.non_empty),
+            port=r.get("PORT", d.port, parse.port),
+            reload=r.get("RELOAD", d.reload, parse.boolean),
+            grpc_port=r.get("GRPC_PORT", d.grpc_port, parse.port),
+            grpc_target=r.get("GRPC_TARGET", d.grpc_target, parse.non_empty),
+            default_model=r.get("LLM_DEFAULT_MODEL", d.default_model, parse.non_empty),
+            embedding_model=r.get("LLM_EMBEDDING_MODEL", d.embedding_model, parse.non_empty),
+            key_models=r.get("LLM_KEY_MODELS", d.key_models, parse.name_list),
+            max_request_bytes=r.get("MAX_REQUEST_BYTES", d.max_request_bytes, parse.positive_int),
+            max_header_bytes=r.get("MAX_HEADER_BYTES", d.max_header_bytes, parse.header_bytes),
             request_head_timeout=r.get(
-                "REQUEST_HEAD_TIMEOUT", d.request_head_timeout, _positive_float
+                "REQUEST_HEAD_TIMEOUT", d.request_head_timeout, parse.positive_float
             ),
-            max_connections=r.get("MAX_CONNECTIONS", d.max_connections, _positive_int),
-            shutdown_grace=r.get("SHUTDOWN_GRACE", d.shutdown_grace, _non_negative_float),
+            max_connections=r.get("MAX_CONNECTIONS", d.max_connections, parse.positive_int),
+            shutdown_grace=r.get("SHUTDOWN_GRACE", d.shutdown_grace, parse.non_negative_float),
             first_token_timeout=r.get(
-                "OLLAMA_FIRST_TOKEN_TIMEOUT", d.first_token_timeout, _positive_float
+                "OLLAMA_FIRST_TOKEN_TIMEOUT", d.first_token_timeout, parse.positive_float
             ),
-            host_cooldown=r.get("OLLAMA_HOST_COOLDOWN", d.host_cooldown, _non_negative_float),
-            max_concurrent=r.get("LLM_MAX_CONCURRENT", d.max_concurrent, _positive_int),
-            max_queue=r.get("LLM_MAX_QUEUE", d.max_queue, _non_negative_int),
-            queue_timeout=r.get("LLM_QUEUE_TIMEOUT", d.queue_timeout, _non_negative_float),
-            max_message_chars=r.get("LLM_MAX_MESSAGE_CHARS", d.max_message_chars, _positive_int),
-            max_history=r.get("LLM_MAX_HISTORY", d.max_history, _non_negative_int),
-            max_embed_inputs=r.get("LLM_MAX_EMBED_INPUTS", d.max_embed_inputs, _positive_int),
+            host_cooldown=r.get("OLLAMA_HOST_COOLDOWN", d.host_cooldown, parse.non_negative_float),
+            max_concurrent=r.get("LLM_MAX_CONCURRENT", d.max_concurrent, parse.positive_int),
+            max_queue=r.get("LLM_MAX_QUEUE", d.max_queue, parse.non_negative_int),
+            queue_timeout=r.get("LLM_QUEUE_TIMEOUT", d.queue_timeout, parse.non_negative_float),
+            max_message_chars=r.get(
+                "LLM_MAX_MESSAGE_CHARS", d.max_message_chars, parse.positive_int
+            ),
+            max_history=r.get("LLM_MAX_HISTORY", d.max_history, parse.non_negative_int),
+            max_embed_inputs=r.get("LLM_MAX_EMBED_INPUTS", d.max_embed_inputs, parse.positive_int),
             api_keys=_api_keys(r),
-            tls_cert=r.get("GRPC_TLS_CERT", d.tls_cert, _readable_file),
-            tls_key=r.get("GRPC_TLS_KEY", d.tls_key, _readable_file),
-            cors_origins=r.get("CORS_ORIGINS", d.cors_origins, _origins),
-            log_format=r.get("LOG_FORMAT", d.log_format, _log_format),
-            metrics_port=r.get("METRICS_PORT", d.metrics_port, _optional_port),
-            ollama_api_port=r.get("OLLAMA_API_PORT", d.ollama_api_port, _optional_port),
-            image_url_hosts=r.get("LLM_IMAGE_URL_HOSTS", d.image_url_hosts, _hosts),
-            reasoning_budget=r.get("LLM_REASONING_BUDGET", d.reasoning_budget, _non_negative_int),
-            model_limits=r.get("LLM_MODEL_LIMITS", d.model_limits, _model_limits),
-            fallbacks=r.get("LLM_FALLBACKS", d.fallbacks, _fallbacks),
-            preload=r.get("LLM_PRELOAD", d.preload, _name_list),
-            keep_alive=r.get("LLM_KEEP_ALIVE", d.keep_alive, _keep_alive),
-            keep_alive_lower=r.get("LLM_KEEP_ALIVE_LOWER", d.keep_alive_lower, _bool),
-            ledger=r.get("LLM_LEDGER", d.ledger, _bool),
-            data_dir=r.get("LLM_DATA_DIR", d.data_dir, _non_empty),
-            database_url=r.get("LLM_DATABASE_URL", d.database_url, _database_url),
-            ledger_retention_days=r.get(
-                "LLM_LEDGER_RETENTION_DAYS", d.ledger_retention_days, _positive_float
+            tls_cert=r.get("GRPC_TLS_CERT", d.tls_cert, parse.readable_file),
+            tls_key=r.get("GRPC_TLS_KEY", d.tls_key, parse.readable_file),
+            cors_origins=r.get("CORS_ORIGINS", d.cors_origins, parse.origins),
+            log_format=r.get("LOG_FORMAT", d.log_format, parse.log_format),
+            metrics_port=r.get("METRICS_PORT", d.metrics_port, parse.optional_port),
+            ollama_api_port=r.get("OLLAMA_API_PORT", d.ollama_api_port, parse.optional_port),
+            image_url_hosts=r.get("LLM_IMAGE_URL_HOSTS", d.image_url_hosts, parse.hosts),
+            reasoning_budget=r.get(
+                "LLM_REASONING_BUDGET", d.reasoning_budget, parse.non_negative_int
             ),
+            model_limits=r.get("LLM_MODEL_LIMITS", d.model_limits, parse.model_limits),
+            fallbacks=r.get("LLM_FALLBACKS", d.fallbacks, parse.fallbacks),
+            preload=r.get("LLM_PRELOAD", d.preload, parse.name_list),
+            keep_alive=r.get("LLM_KEEP_ALIVE", d.keep_alive, parse.keep_alive),
+            keep_alive_lower=r.get("LLM_KEEP_ALIVE_LOWER", d.keep_alive_lower, parse.boolean),
+            ledger=r.get("LLM_LEDGER", d.ledger, parse.boolean),
+            data_dir=r.get("LLM_DATA_DIR", d.data_dir, parse.non_empty),
+            database_url=r.get("LLM_DATABASE_URL", d.database_url, parse.database_url),
+            ledger_retention_days=r.get(
+                "LLM_LEDGER_RETENTION_DAYS", d.ledger_retention_days, parse.positive_float
+            ),
+            callers=r.get("LLM_CALLERS_FILE", d.callers, load_callers),
         )
-        callers = r.get("LLM_CALLERS_FILE", d.callers, load_callers)
-        if callers:
-            settings = dataclasses.replace(settings, callers=callers)
         upstreams = r.get("LLM_UPSTREAMS", d.upstreams_spec, _upstreams)
         if upstreams:
             upstreams = tuple(_with_key(u, env) for u in upstreams)
@@ -232,160 +234,15 @@ class _Reader:
             raise ConfigError(f"{name}={raw!r} is invalid: {exc}") from None
 
 
-def _non_empty(raw: str) -> str:
-    return raw
-
-
-def _whole(raw: str, minimum: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-    if value < minimum:
-        raise ValueError(
-            "expected a number above 0" if minimum else "expected a number of 0 or more"
-        )
-    return value
-
-
-def _positive_int(raw: str) -> int:
-    return _whole(raw, 1)
-
-
-def _non_negative_int(raw: str) -> int:
-    return _whole(raw, 0)
-
-
-def _header_bytes(raw: str) -> int:
-    value = _positive_int(raw)
-    if value < 1024:
-        raise ValueError("expected at least 1024 (bytes)")
-    return value
-
-
-def _line_bytes(raw: str) -> int:
-    value = _positive_int(raw)
-    if value < 65536:
-        raise ValueError("expected at least 65536 (bytes)")
-    return value
-
-
-def _port(raw: str) -> int:
-    value = _positive_int(raw)
-    if value > 65535:
-        raise ValueError("expected a port from 1 to 65535")
-    return value
-
-
-def _float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number") from None
-    if not math.isfinite(value):
-        raise ValueError("expected a finite number")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = _float(raw)
-    if value <= 0:
-        raise ValueError("expected a number above 0")
-    return value
-
-
-def _non_negative_float(raw: str) -> float:
-    value = _float(raw)
-    if value < 0:
-        raise ValueError("expected a number of 0 or more")
-    return value
-
-
-def _temperature(raw: str) -> float:
-    value = _float(raw)
-    if not 0 <= value <= 2:
-        raise ValueError("expected a number from 0 to 2")
-    return value
-
-
-def _top_p(raw: str) -> float:
-    value = _float(raw)
-    if not 0 < value <= 1:
-        raise ValueError("expected a number above 0 and at most 1")
-    return value
-
-
-def _log_level(raw: str) -> str:
-    value = raw.upper()
-    if value not in LOG_LEVELS:
-        raise ValueError(f"expected one of {', '.join(LOG_LEVELS)}")
-    return value
-
-
-def _log_format(raw: str) -> str:
-    value = raw.lower()
-    if value not in ("text", "json"):
-        raise ValueError("expected text or json")
-    return value
-
-
-def _optional_port(raw: str) -> int:
-    """A port, or 0 for off."""
-    return 0 if raw == "0" else _port(raw)
-
-
-def _bool(raw: str) -> bool:
-    value = raw.lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError("expected true or false")
-
-
-def _url(raw: str) -> str:
-    """One URL, or several separated by commas (several Ollama hosts)."""
-    urls = [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
-    if not urls:
-        raise ValueError("expected an http:// or https:// URL")
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"expected http:// or https:// URLs, got {url!r}")
-    if len(set(urls)) != len(urls):
-        raise ValueError("the same URL is listed twice")
-    return ",".join(urls)
-
-
-def _readable_file(raw: str) -> str:
-    try:
-        with open(raw, "rb"):
-            pass
-    except OSError as exc:
-        raise ValueError(f"cannot read the file: {exc.strerror}") from None
-    return raw
-
-
-def _origins(raw: str) -> tuple[str, ...]:
-    origins = _name_list(raw)
-    for origin in origins:
-        if origin == "*":
-            raise ValueError("list the allowed origins explicitly; '*' is not accepted")
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
-            raise ValueError(f"expected origins like https://app.example.com, got {origin!r}")
-    return origins
-
-
 def _api_keys(r: _Reader) -> tuple[str, ...]:
     """Keys from LLM_API_KEYS (comma-separated) and LLM_API_KEYS_FILE (one per line)."""
     none: tuple[str, ...] = ()
-    keys = list(r.get("LLM_API_KEYS", none, _name_list))
-    path = r.get("LLM_API_KEYS_FILE", "", _readable_file)
+    keys = list(r.get("LLM_API_KEYS", none, parse.name_list))
+    path = r.get("LLM_API_KEYS_FILE", "", parse.readable_file)
     if path:
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, start=1):
-                key = _key_line(line)
+                key = parse.key_line(line)
                 if key is None:
                     continue
                 if any(c.isspace() for c in key):
@@ -398,20 +255,6 @@ def _api_keys(r: _Reader) -> tuple[str, ...]:
         if not keys:
             raise ConfigError(f"LLM_API_KEYS_FILE={path!r} holds no key")
     return tuple(keys)
-
-
-def _key_line(line: str) -> str | None:
-    """The key on one line of a keys file, or None for a blank or comment line.
-
-    A comment starts with ``#`` at the start of the line, after leading whitespace, or
-    after whitespace following the key (``key  # who uses it``); a ``#`` inside a key
-    (no whitespace before it) belongs to the key.
-    """
-    text = line.strip()
-    if not text or text.startswith("#"):
-        return None
-    comment = re.search(r"\s#", text)
-    return text[: comment.start()].strip() if comment else text
 
 
 def _upstreams(raw: str) -> tuple[Upstream, ...]:
@@ -431,7 +274,7 @@ def _upstreams(raw: str) -> tuple[Upstream, ...]:
             raise ValueError(f"upstream {name!r}: kind must be one of {', '.join(KINDS)}")
         if any(u.name == name for u in found):
             raise ValueError(f"upstream {name!r} is listed twice")
-        found.append(Upstream(name, kind, tuple(_url(urls).split(","))))
+        found.append(Upstream(name, kind, tuple(parse.url(urls).split(","))))
     if not found:
         raise ValueError("expected at least one upstream")
     every = [url for u in found for url in u.urls]
@@ -456,60 +299,3 @@ def _with_ollama(urls: tuple[str, ...], upstreams: tuple[Upstream, ...]) -> tupl
 def _with_key(upstream: Upstream, env: Mapping[str, str]) -> Upstream:
     variable = f"LLM_UPSTREAM_{re.sub(r'[^A-Z0-9]', '_', upstream.name.upper())}_API_KEY"
     return dataclasses.replace(upstream, api_key=env.get(variable, "").strip())
-
-
-def _database_url(raw: str) -> str:
-    if urlsplit(raw).scheme not in ("postgresql", "postgres"):
-        raise ValueError("expected a postgresql:// URL")
-    return raw
-
-
-def _model_limits(raw: str) -> tuple[tuple[str, int], ...]:
-    """``model=slots`` pairs, comma-separated; a model may be a pattern (``gpt-oss*``)."""
-    limits = []
-    for item in _name_list(raw):
-        model, sep, count = item.rpartition("=")
-        if not sep or not model.strip():
-            raise ValueError(f"expected model=slots pairs like gpt-oss:20b=2, got {item!r}")
-        limits.append((model.strip(), _positive_int(count.strip())))
-    return tuple(limits)
-
-
-def _fallbacks(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``model=first|second`` chains, comma-separated."""
-    chains = []
-    for item in _name_list(raw):
-        model, sep, chain = item.partition("=")
-        others = tuple(m.strip() for m in chain.split("|") if m.strip())
-        if not sep or not model.strip() or not others:
-            raise ValueError(
-                f"expected chains like gpt-oss:20b=gpt-oss:latest|llama3.1:8b, got {item!r}"
-            )
-        if model.strip() in others:
-            raise ValueError(f"{model.strip()!r} falls back to itself")
-        chains.append((model.strip(), others))
-    return tuple(chains)
-
-
-def _keep_alive(raw: str) -> str:
-    """Seconds, or a Go duration like 5m or 1h30m (Ollama's keep_alive)."""
-    if re.fullmatch(r"-?\d+(\.\d+)?", raw) or re.fullmatch(
-        r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+", raw
-    ):
-        return raw
-    raise ValueError("expected seconds or a duration like 5m")
-
-
-def _hosts(raw: str) -> tuple[str, ...]:
-    hosts = tuple(h.lower() for h in _name_list(raw))
-    for host in hosts:
-        if "/" in host or (":" in host.strip("[]") and not host.startswith("[")):
-            raise ValueError(f"expected host names like images.example.com, got {host!r}")
-    return hosts
-
-
-def _name_list(raw: str) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in raw.split(",") if n.strip())
-    if not names:
-        raise ValueError("expected a comma-separated list of names")
-    return names

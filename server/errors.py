@@ -190,21 +190,27 @@ def quoted(value: object, limit: int = 64) -> str:
     return f"{text[:limit]!r}... ({len(text)} characters)"
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+# The trailing metadata of a failed RPC (``server.rich_errors`` writes it).
+Trailers = tuple[tuple[str, str | bytes], ...]
 
 
-def field_from_metadata(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
+def metadata_value(metadata: Trailers | None, key: str) -> str | None:
+    """The value of ``key`` in a failed RPC's trailing metadata, as text; None without it."""
+    for name, value in metadata or ():
+        if name == key:
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
+def field_from_metadata(metadata: Trailers | None) -> str:
     """The request field a failed RPC was about, as the server sent it ("" for none)."""
-    return next((_text(v) for k, v in metadata or () if k == ERROR_FIELD_KEY), "")
+    return metadata_value(metadata, ERROR_FIELD_KEY) or ""
 
 
-def code_from_metadata(
-    metadata: tuple[tuple[str, str | bytes], ...] | None, grpc_code: grpc.StatusCode
-) -> str:
+def code_from_metadata(metadata: Trailers | None, grpc_code: grpc.StatusCode) -> str:
     """The machine-readable error code of a failed RPC, as the server sent it."""
-    for key, value in metadata or ():
-        if key == ERROR_CODE_KEY:
-            return _text(value)
+    code = metadata_value(metadata, ERROR_CODE_KEY)
+    if code is not None:
+        return code
     name: str = grpc_code.name
     return name.lower()

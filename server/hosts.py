@@ -149,7 +149,7 @@ class OllamaPool:
         host, response = await self._start(
             lambda c: c.open_stream(path, payload, timeout), model, loads=True
         )
-        chunks = host.client.chunks(response, str(payload.get("model", "")), timeout)
+        chunks = host.client.chunks(response, model, timeout)
         try:
             yield chunks
         except LlmError as exc:

@@ -207,17 +207,6 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def live_collector(
-    running: Callable[[], int],
-    waiting: Callable[[], int],
-    hosts: Callable[[], Iterable[tuple[str, bool, int]]],
-    retries: Callable[[], int],
-    limits: tuple[int, int],
-    lanes: Callable[[], Iterable[tuple[str, int, int, int]]] = lambda: (),
-) -> _Live:
-    return _Live(running, waiting, hosts, retries, limits, lanes)
-
-
 class _Counters(Collector):
     """Counters kept elsewhere, read at scrape time: (name, help, value)."""
 
@@ -229,5 +218,6 @@ class _Counters(Collector):
             yield CounterMetricFamily(name, documentation, value=value)
 
 
-def counters(read: Callable[[], Iterable[tuple[str, str, float]]]) -> Collector:
-    return _Counters(read)
+# The collectors a server hands to ``Metrics.watch``.
+live_collector = _Live
+counters = _Counters

@@ -19,14 +19,12 @@ from typing import Any
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.config import Settings
 from server.errors import InvalidArgument, quoted
+from server.model_options import options
 from server.validation import (
-    MAX_JSON_DEPTH,
     ROLES,
-    json_depth,
+    bounded_plain,
     keep_alive_policy,
     model_name,
-    options,
-    plain,
     sampling,
     text_format,
     think,
@@ -238,12 +236,7 @@ def _call(call: pb.ToolCall, where: str, names: dict[str, str]) -> JsonObject:
         raise InvalidArgument(
             f"{where}.name must be a function name, got {quoted(call.name)}", field=f"{where}.name"
         )
-    arguments = plain(call.arguments)
-    if json_depth(arguments) > MAX_JSON_DEPTH:
-        raise InvalidArgument(
-            f"{where}.arguments is nested deeper than {MAX_JSON_DEPTH} levels",
-            field=f"{where}.arguments",
-        )
+    arguments = bounded_plain(call.arguments, f"{where}.arguments")
     function: JsonObject = {"name": call.name, "arguments": arguments}
     if call.index:
         function["index"] = call.index
@@ -275,12 +268,11 @@ def _tools(tools: Sequence[pb.Tool], choice: str) -> list[JsonObject]:
         function: JsonObject = {"name": tool.name}
         if tool.description:
             function["description"] = tool.description
-        parameters = plain(tool.parameters) if tool.HasField("parameters") else {}
-        if json_depth(parameters) > MAX_JSON_DEPTH:
-            raise InvalidArgument(
-                f"tools[{i}].parameters is nested deeper than {MAX_JSON_DEPTH} levels",
-                field=f"tools[{i}].parameters",
-            )
+        parameters = (
+            bounded_plain(tool.parameters, f"tools[{i}].parameters")
+            if tool.HasField("parameters")
+            else {}
+        )
         function["parameters"] = parameters or {"type": "object", "properties": {}}
         out.append({"type": "function", "function": function})
     wanted = choice.strip()

@@ -29,12 +29,11 @@ from server.errors import (
     LlmError,
     Overloaded,
 )
+from server.errors import Trailers as Trailers  # re-exported: what trailers() returns
 from server.logs import REQUEST_ID_HEADER
 
 # ErrorInfo.domain of every error this service sends: the service's full name.
 DOMAIN = "llm.v1.LlmService"
-
-Trailers = tuple[tuple[str, str | bytes], ...]
 
 
 def status(exc: LlmError, request_id: str) -> Status:

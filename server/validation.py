@@ -17,6 +17,7 @@ from google.protobuf import json_format, struct_pb2
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.config import Settings
+from server.config_values import GO_DURATION
 from server.errors import InvalidArgument, quoted
 
 # Longest model name accepted (Ollama's own names are far shorter).
@@ -28,8 +29,6 @@ OLLAMA_KEEP_ALIVE = 300.0
 _DURATION_PART = re.compile(r"(\d+(\.\d*)?)(ns|us|µs|ms|s|m|h)")
 # Longest keep_alive in seconds (about 68 years; a negative one keeps the model loaded).
 MAX_KEEP_ALIVE = 2**31 - 1
-# A Go duration, as Ollama parses keep_alive: "5m", "1h30m", "-1s", "300ms".
-_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
 
 ROLES = ("system", "user", "assistant", "tool")
 THINK_VALUES: dict[str, bool | str] = {
@@ -155,10 +154,7 @@ def value_format(value: struct_pb2.Value, what: str) -> str | dict[str, Any]:
     if kind == "string_value" and value.string_value == "json":
         return "json"
     if kind == "struct_value":
-        schema = plain(value.struct_value)
-        if json_depth(schema) > MAX_JSON_DEPTH:
-            raise _too_deep(what)
-        return schema
+        return bounded_plain(value.struct_value, what)
     raise InvalidArgument(f'{what} must be "json" or a JSON schema object', field=what)
 
 
@@ -166,6 +162,15 @@ def plain(struct: struct_pb2.Struct) -> dict[str, Any]:
     """A Struct as plain JSON data; whole numbers stay integers (a Struct holds every
     number as a double), as a caller wrote them."""
     data: dict[str, Any] = whole_numbers(json_format.MessageToDict(struct))
+    return data
+
+
+def bounded_plain(struct: struct_pb2.Struct, field: str) -> dict[str, Any]:
+    """``plain(struct)``, refused when it nests deeper than ``MAX_JSON_DEPTH``;
+    ``field`` is its path in the request."""
+    data = plain(struct)
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise _too_deep(field)
     return data
 
 
@@ -181,105 +186,6 @@ def whole_numbers(value: Any) -> Any:
     return value
 
 
-def options(req_options: pb.ModelOptions) -> dict[str, Any]:
-    """The typed model options, then the pass-through ones (never overriding a typed
-    one or the common settings, which the request holds in fields of their own)."""
-    out: dict[str, Any] = {}
-    if req_options.extra.fields:
-        extra = plain(req_options.extra)
-        if json_depth(extra) > MAX_JSON_DEPTH:
-            raise _too_deep("options.extra")
-        for key, value in extra.items():
-            _check_option(key, value)
-        out.update(extra)
-    for name in ("num_ctx", "top_k"):
-        if req_options.HasField(name):
-            value = getattr(req_options, name)
-            if value <= 0:
-                raise InvalidArgument(
-                    f"options.{name} must be above 0, got {value}", field=f"options.{name}"
-                )
-            out[name] = value
-    for field in ("min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
-        if req_options.HasField(field):
-            value = getattr(req_options, field)
-            if not math.isfinite(value):
-                raise InvalidArgument(
-                    f"options.{field} must be a finite number", field=f"options.{field}"
-                )
-            out[field] = value
-    return out
-
-
-# Ollama's own options and their types (api/types.go Options and Runner): a wrong type
-# is a 500 from Ollama, so it is refused here. Other keys pass; Ollama ignores them.
-_OPTION_TYPES: dict[str, str] = {
-    **dict.fromkeys(
-        (
-            "num_keep",
-            "seed",
-            "num_predict",
-            "top_k",
-            "repeat_last_n",
-            "mirostat",
-            "num_ctx",
-            "num_batch",
-            "num_gpu",
-            "main_gpu",
-            "num_thread",
-        ),
-        "integer",
-    ),
-    **dict.fromkeys(
-        (
-            "top_p",
-            "min_p",
-            "typical_p",
-            "temperature",
-            "repeat_penalty",
-            "presence_penalty",
-            "frequency_penalty",
-            "mirostat_tau",
-            "mirostat_eta",
-            "tfs_z",
-        ),
-        "number",
-    ),
-    **dict.fromkeys(
-        (
-            "penalize_newline",
-            "numa",
-            "low_vram",
-            "f16_kv",
-            "logits_all",
-            "vocab_only",
-            "use_mmap",
-            "use_mlock",
-        ),
-        "boolean",
-    ),
-    "stop": "array of strings",
-}
-
-
-def _check_option(key: str, value: Any) -> None:
-    kind = _OPTION_TYPES.get(key)
-    if kind is None or value is None:
-        return
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = {
-        "integer": number and float(value).is_integer() and abs(value) < 2**63,
-        "number": number,
-        "boolean": isinstance(value, bool),
-        "array of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
-    }[kind]
-    if not ok:
-        raise InvalidArgument(
-            f'option "{key}" must be of type {kind}, got {quoted(value)}',
-            field=f"options.extra.{key}",
-        )
-
-
 def keep_alive(raw: str) -> str | float | None:
     """Ollama's keep_alive: seconds (a number) or a Go duration ("5m", "1h30m")."""
     text = raw.strip()
@@ -288,7 +194,7 @@ def keep_alive(raw: str) -> str | float | None:
     try:
         seconds = float(text)
     except ValueError:
-        if not _DURATION.fullmatch(text):
+        if not GO_DURATION.fullmatch(text):
             raise InvalidArgument(
                 f'keep_alive must be seconds or a duration like "5m", got {quoted(text)}',
                 field="keep_alive",
