@@ -52,13 +52,14 @@ class OllamaClient:
         timeout: float,
         connect_timeout: float,
         max_line_bytes: int = 16 * 1024 * 1024,
+        headers: dict[str, str] | None = None,
     ) -> None:
         # Shown in errors without the user and password; the requests still carry them.
         self.base_url = without_credentials(base_url)
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_line = max_line_bytes
-        self._pool = HttpPool(base_url)
+        self._pool = HttpPool(base_url, headers=headers)
         # Idle connections are dropped before a server's usual 5 s keep-alive ends.
         parts = urlsplit(base_url)
         auth = None
@@ -68,6 +69,7 @@ class OllamaClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
+            headers=headers,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=4.0),
             trust_env=False,

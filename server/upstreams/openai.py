@@ -32,7 +32,7 @@ from server.errors import (
     StreamInterrupted,
 )
 from server.ollama_client import MAX_ERROR_BODY, OllamaClient, body_lines
-from server.ollama_http import HttpPool, Response
+from server.ollama_http import Response
 from server.upstreams import openai_mapping as mapping
 
 JsonObject = dict[str, Any]
@@ -72,11 +72,8 @@ class OpenAIClient(OllamaClient):
             timeout=timeout,
             connect_timeout=connect_timeout,
             max_line_bytes=max_line_bytes,
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
         )
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-        self._pool = HttpPool(base_url, headers=headers)
-        if headers:
-            self._http.headers.update(headers)
 
     def _where(self) -> str:
         return f"the OpenAI-compatible server at {without_credentials(self.base_url)}"
