@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import orjson
 
-from server.config import without_credentials
 from server.errors import (
     LlmError,
     ModelNotFound,
@@ -56,8 +55,6 @@ class OpenAIStream:
 class OpenAIClient(OllamaClient):
     """Ollama's client interface over an OpenAI-compatible server (see the module)."""
 
-    kind = "openai"
-
     def __init__(
         self,
         base_url: str,
@@ -76,7 +73,7 @@ class OpenAIClient(OllamaClient):
         )
 
     def _where(self) -> str:
-        return f"the OpenAI-compatible server at {without_credentials(self.base_url)}"
+        return f"the OpenAI-compatible server at {self.base_url}"
 
     # -- catalogue -----------------------------------------------------------------
 
