@@ -84,11 +84,7 @@ class OllamaClient:
         return str(data.get("version", ""))
 
     async def tags(self) -> list[JsonObject]:
-        data = await self._get_json("/api/tags")
-        models = data.get("models") or []
-        if not isinstance(models, list):
-            raise OllamaError("Ollama's /api/tags answer has no model list")
-        return [m for m in models if isinstance(m, dict)]
+        return await self._models("/api/tags")
 
     async def chat(self, payload: JsonObject, timeout: float) -> JsonObject:
         """Non-streaming /api/chat; ``timeout`` bounds the whole call, in seconds."""
@@ -121,10 +117,14 @@ class OllamaClient:
 
     async def running(self) -> list[JsonObject]:
         """/api/ps: the models loaded in memory."""
-        data = await self._get_json("/api/ps")
+        return await self._models("/api/ps")
+
+    async def _models(self, path: str) -> list[JsonObject]:
+        """The ``models`` list of a GET answer (/api/tags, /api/ps)."""
+        data = await self._get_json(path)
         models = data.get("models") or []
         if not isinstance(models, list):
-            raise OllamaError("Ollama's /api/ps answer has no model list")
+            raise OllamaError(f"Ollama's {path} answer has no model list")
         return [m for m in models if isinstance(m, dict)]
 
     def chunks(self, response: Response, model: str, timeout: float) -> AsyncGenerator[JsonObject]:
