@@ -270,11 +270,11 @@ def whole(chunks: list[JsonObject], completion: bool) -> JsonObject:
     """A non-streamed answer, put together from its chunks as Ollama answers it."""
     final = dict(chunks[-1])
     text = "".join(
-        str(c.get("response") if completion else (c.get("message") or {}).get("content") or "")
+        str((c.get("response") if completion else (c.get("message") or {}).get("content")) or "")
         for c in chunks[:-1]
     )
     thinking = "".join(
-        str(c.get("thinking") if completion else (c.get("message") or {}).get("thinking") or "")
+        str((c.get("thinking") if completion else (c.get("message") or {}).get("thinking")) or "")
         for c in chunks[:-1]
     )
     probs = [p for c in chunks[:-1] for p in c.get("logprobs") or []]
