@@ -192,7 +192,11 @@ class OllamaClient:
         """The domain error for an answer with an error status, from at most
         ``MAX_ERROR_BODY`` bytes of its body."""
         content, _ = await self._read(response, model, timeout, MAX_ERROR_BODY)
-        return _status_error(response.status_code, content, model)
+        return self._status_error(response.status_code, content, model)
+
+    def _status_error(self, status: int, content: bytes, model: str) -> LlmError:
+        """The domain error for an error ``status`` and its body (the upstream's table)."""
+        return _status_error(status, content, model)
 
     async def _read(
         self, response: Response, model: str, timeout: float, limit: int

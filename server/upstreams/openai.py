@@ -30,7 +30,7 @@ from server.errors import (
     OllamaUnavailable,
     StreamInterrupted,
 )
-from server.ollama_client import MAX_ERROR_BODY, OllamaClient, body_lines
+from server.ollama_client import OllamaClient, body_lines
 from server.ollama_http import Response
 from server.upstreams import openai_mapping as mapping
 
@@ -85,7 +85,7 @@ class OpenAIClient(OllamaClient):
         if response.status_code == 503:
             raise NotReady(f"{self._where()} is not ready: {mapping.error_text(response.content)}")
         if response.status_code != 200:
-            raise self._error_status(response.status_code, response.content, "")
+            raise self._status_error(response.status_code, response.content, "")
         return "openai-compatible"
 
     async def tags(self) -> list[JsonObject]:
@@ -194,11 +194,7 @@ class OpenAIClient(OllamaClient):
 
     # -- errors --------------------------------------------------------------------
 
-    async def _error(self, response: Response, model: str, timeout: float) -> LlmError:
-        content, _ = await self._read(response, model, timeout, MAX_ERROR_BODY)
-        return self._error_status(response.status_code, content, model)
-
-    def _error_status(self, status: int, content: bytes, model: str) -> LlmError:
+    def _status_error(self, status: int, content: bytes, model: str) -> LlmError:
         text = mapping.error_text(content)[:500]
         about = f" for model '{model}'" if model else ""
         if status in (400, 422, 501):
