@@ -160,11 +160,16 @@ class OpenAIClient(OllamaClient):
         translation = mapping.Translation(model, stream.completion)
         ended = False
         try:
-            async for line in body_lines(stream.response, self._max_line, model):
+            lines = body_lines(stream.response, self._max_line, model)
+            async for line in lines:
                 if not line.startswith(b"data:"):
                     continue  # comments, event names
                 data = line[5:].strip()
                 if data == b"[DONE]":
+                    # Read to the end of the body, so the connection goes back to the
+                    # pool instead of being closed (as Ollama's chunks do after "done").
+                    async for _ in lines:
+                        pass
                     ended = True
                     break
                 chunk = _parse(data, model)
