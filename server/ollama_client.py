@@ -138,7 +138,7 @@ class OllamaClient:
         try:
             lines = body_lines(response, self._max_line, model)
             async for line in lines:
-                chunk = _parse_object(line, model)
+                chunk = parse_object(line, model)
                 if "error" in chunk:
                     text = _shorten(chunk["error"])
                     raise OllamaError(
@@ -175,7 +175,7 @@ class OllamaClient:
                 f"Ollama's answer for model '{model}' is over {self._max_line} bytes "
                 "(OLLAMA_MAX_LINE_BYTES)"
             )
-        return _parse_object(content, model)
+        return parse_object(content, model)
 
     async def _post(self, path: str, body: JsonObject, model: str, timeout: float) -> Response:
         try:
@@ -238,7 +238,7 @@ class OllamaClient:
             raise _status_error(response.status_code, content, "")
         if size > limit:
             raise OllamaError(f"Ollama's answer to {path} is over {limit} bytes")
-        return _parse_object(content, "")
+        return parse_object(content, "")
 
     def _transport_error(self, exc: httpx.HTTPError, model: str, timeout: float) -> LlmError:
         about = f" with model '{model}'" if model else ""
@@ -293,13 +293,14 @@ def _line_too_long(limit: int, model: str) -> OllamaError:
     )
 
 
-def _parse_object(content: bytes, model: str) -> JsonObject:
+def parse_object(content: bytes, model: str, sender: str = "Ollama") -> JsonObject:
+    """``content`` as a JSON object; anything else fails the answer (``OllamaError``)."""
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
-        raise OllamaError(f"Ollama sent an answer that is not JSON (model '{model}')") from None
+        raise OllamaError(f"{sender} sent an answer that is not JSON (model '{model}')") from None
     if not isinstance(data, dict):
-        raise OllamaError(f"Ollama sent an answer that is not a JSON object (model '{model}')")
+        raise OllamaError(f"{sender} sent an answer that is not a JSON object (model '{model}')")
     return data
 
 

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 
 from server.errors import (
     LlmError,
@@ -30,7 +29,7 @@ from server.errors import (
     OllamaUnavailable,
     StreamInterrupted,
 )
-from server.ollama_client import OllamaClient, body_lines
+from server.ollama_client import OllamaClient, body_lines, parse_object
 from server.ollama_http import Response
 from server.upstreams import openai_mapping as mapping
 
@@ -172,7 +171,7 @@ class OpenAIClient(OllamaClient):
                         pass
                     ended = True
                     break
-                chunk = _parse(data, model)
+                chunk = parse_object(data, model, "the upstream")
                 if "error" in chunk:
                     text = mapping.error_text(data)
                     raise OllamaError(f"{self._where()} failed mid-answer: {text}", text)
@@ -195,7 +194,7 @@ class OpenAIClient(OllamaClient):
         content, whole = await self._read(response, model, timeout, self._max_line)
         if not whole:
             raise OllamaError(f"the embeddings of {self._where()} are over {self._max_line} bytes")
-        return mapping.embed_answer(_parse(content, model), model)
+        return mapping.embed_answer(parse_object(content, model, "the upstream"), model)
 
     # -- errors --------------------------------------------------------------------
 
@@ -220,17 +219,3 @@ def _rfc3339(created: Any) -> str:
     """A model's creation time (unix seconds in /v1/models) as Ollama writes times."""
     seconds = created if isinstance(created, int | float) and created > 0 else 0
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(data: bytes, model: str) -> JsonObject:
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise OllamaError(
-            f"the upstream sent an answer that is not JSON (model '{model}')"
-        ) from None
-    if not isinstance(value, dict):
-        raise OllamaError(
-            f"the upstream sent an answer that is not a JSON object (model '{model}')"
-        )
-    return value
