@@ -54,23 +54,6 @@ class OpenAIStream:
 class OpenAIClient(OllamaClient):
     """Ollama's client interface over an OpenAI-compatible server (see the module)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float,
-        connect_timeout: float,
-        max_line_bytes: int = 16 * 1024 * 1024,
-        api_key: str = "",
-    ) -> None:
-        super().__init__(
-            base_url,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_line_bytes=max_line_bytes,
-            headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
-        )
-
     def _where(self) -> str:
         return f"the OpenAI-compatible server at {self.base_url}"
 
