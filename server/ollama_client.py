@@ -52,13 +52,14 @@ class OllamaClient:
         timeout: float,
         connect_timeout: float,
         max_line_bytes: int = 16 * 1024 * 1024,
+        headers: dict[str, str] | None = None,
     ) -> None:
         # Shown in errors without the user and password; the requests still carry them.
         self.base_url = without_credentials(base_url)
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._max_line = max_line_bytes
-        self._pool = HttpPool(base_url)
+        self._pool = HttpPool(base_url, headers=headers)
         # Idle connections are dropped before a server's usual 5 s keep-alive ends.
         parts = urlsplit(base_url)
         auth = None
@@ -68,6 +69,7 @@ class OllamaClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
+            headers=headers,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=4.0),
             trust_env=False,
@@ -82,11 +84,7 @@ class OllamaClient:
         return str(data.get("version", ""))
 
     async def tags(self) -> list[JsonObject]:
-        data = await self._get_json("/api/tags")
-        models = data.get("models") or []
-        if not isinstance(models, list):
-            raise OllamaError("Ollama's /api/tags answer has no model list")
-        return [m for m in models if isinstance(m, dict)]
+        return await self._models("/api/tags")
 
     async def chat(self, payload: JsonObject, timeout: float) -> JsonObject:
         """Non-streaming /api/chat; ``timeout`` bounds the whole call, in seconds."""
@@ -119,10 +117,14 @@ class OllamaClient:
 
     async def running(self) -> list[JsonObject]:
         """/api/ps: the models loaded in memory."""
-        data = await self._get_json("/api/ps")
+        return await self._models("/api/ps")
+
+    async def _models(self, path: str) -> list[JsonObject]:
+        """The ``models`` list of a GET answer (/api/tags, /api/ps)."""
+        data = await self._get_json(path)
         models = data.get("models") or []
         if not isinstance(models, list):
-            raise OllamaError("Ollama's /api/ps answer has no model list")
+            raise OllamaError(f"Ollama's {path} answer has no model list")
         return [m for m in models if isinstance(m, dict)]
 
     def chunks(self, response: Response, model: str, timeout: float) -> AsyncGenerator[JsonObject]:
@@ -136,7 +138,7 @@ class OllamaClient:
         try:
             lines = body_lines(response, self._max_line, model)
             async for line in lines:
-                chunk = _parse_object(line, model)
+                chunk = parse_object(line, model)
                 if "error" in chunk:
                     text = _shorten(chunk["error"])
                     raise OllamaError(
@@ -173,7 +175,7 @@ class OllamaClient:
                 f"Ollama's answer for model '{model}' is over {self._max_line} bytes "
                 "(OLLAMA_MAX_LINE_BYTES)"
             )
-        return _parse_object(content, model)
+        return parse_object(content, model)
 
     async def _post(self, path: str, body: JsonObject, model: str, timeout: float) -> Response:
         try:
@@ -190,7 +192,11 @@ class OllamaClient:
         """The domain error for an answer with an error status, from at most
         ``MAX_ERROR_BODY`` bytes of its body."""
         content, _ = await self._read(response, model, timeout, MAX_ERROR_BODY)
-        return _status_error(response.status_code, content, model)
+        return self._status_error(response.status_code, content, model)
+
+    def _status_error(self, status: int, content: bytes, model: str) -> LlmError:
+        """The domain error for an error ``status`` and its body (the upstream's table)."""
+        return _status_error(status, content, model)
 
     async def _read(
         self, response: Response, model: str, timeout: float, limit: int
@@ -232,7 +238,7 @@ class OllamaClient:
             raise _status_error(response.status_code, content, "")
         if size > limit:
             raise OllamaError(f"Ollama's answer to {path} is over {limit} bytes")
-        return _parse_object(content, "")
+        return parse_object(content, "")
 
     def _transport_error(self, exc: httpx.HTTPError, model: str, timeout: float) -> LlmError:
         about = f" with model '{model}'" if model else ""
@@ -287,13 +293,14 @@ def _line_too_long(limit: int, model: str) -> OllamaError:
     )
 
 
-def _parse_object(content: bytes, model: str) -> JsonObject:
+def parse_object(content: bytes, model: str, sender: str = "Ollama") -> JsonObject:
+    """``content`` as a JSON object; anything else fails the answer (``OllamaError``)."""
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
-        raise OllamaError(f"Ollama sent an answer that is not JSON (model '{model}')") from None
+        raise OllamaError(f"{sender} sent an answer that is not JSON (model '{model}')") from None
     if not isinstance(data, dict):
-        raise OllamaError(f"Ollama sent an answer that is not a JSON object (model '{model}')")
+        raise OllamaError(f"{sender} sent an answer that is not a JSON object (model '{model}')")
     return data
 
 

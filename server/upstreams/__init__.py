@@ -9,18 +9,15 @@ from server.upstreams.openai import OpenAIClient
 
 
 def client(upstream: Upstream, url: str, settings: Settings) -> OllamaClient:
-    """The client for ``url`` of ``upstream``."""
-    if upstream.kind == "openai":
-        return OpenAIClient(
-            url,
-            timeout=settings.timeout,
-            connect_timeout=settings.connect_timeout,
-            max_line_bytes=settings.ollama_max_line_bytes,
-            api_key=upstream.api_key,
-        )
-    return OllamaClient(
+    """The client for ``url`` of ``upstream``; an openai one sends its API key."""
+    headers = None
+    if upstream.kind == "openai" and upstream.api_key:
+        headers = {"Authorization": f"Bearer {upstream.api_key}"}
+    kind = OpenAIClient if upstream.kind == "openai" else OllamaClient
+    return kind(
         url,
         timeout=settings.timeout,
         connect_timeout=settings.connect_timeout,
         max_line_bytes=settings.ollama_max_line_bytes,
+        headers=headers,
     )

@@ -19,9 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import orjson
 
-from server.config import without_credentials
 from server.errors import (
     LlmError,
     ModelNotFound,
@@ -31,8 +29,8 @@ from server.errors import (
     OllamaUnavailable,
     StreamInterrupted,
 )
-from server.ollama_client import MAX_ERROR_BODY, OllamaClient, body_lines
-from server.ollama_http import HttpPool, Response
+from server.ollama_client import OllamaClient, body_lines, parse_object
+from server.ollama_http import Response
 from server.upstreams import openai_mapping as mapping
 
 JsonObject = dict[str, Any]
@@ -56,30 +54,8 @@ class OpenAIStream:
 class OpenAIClient(OllamaClient):
     """Ollama's client interface over an OpenAI-compatible server (see the module)."""
 
-    kind = "openai"
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float,
-        connect_timeout: float,
-        max_line_bytes: int = 16 * 1024 * 1024,
-        api_key: str = "",
-    ) -> None:
-        super().__init__(
-            base_url,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_line_bytes=max_line_bytes,
-        )
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-        self._pool = HttpPool(base_url, headers=headers)
-        if headers:
-            self._http.headers.update(headers)
-
     def _where(self) -> str:
-        return f"the OpenAI-compatible server at {without_credentials(self.base_url)}"
+        return f"the OpenAI-compatible server at {self.base_url}"
 
     # -- catalogue -----------------------------------------------------------------
 
@@ -91,7 +67,7 @@ class OpenAIClient(OllamaClient):
         if response.status_code == 503:
             raise NotReady(f"{self._where()} is not ready: {mapping.error_text(response.content)}")
         if response.status_code != 200:
-            raise self._error_status(response.status_code, response.content, "")
+            raise self._status_error(response.status_code, response.content, "")
         return "openai-compatible"
 
     async def tags(self) -> list[JsonObject]:
@@ -166,14 +142,19 @@ class OpenAIClient(OllamaClient):
         translation = mapping.Translation(model, stream.completion)
         ended = False
         try:
-            async for line in body_lines(stream.response, self._max_line, model):
+            lines = body_lines(stream.response, self._max_line, model)
+            async for line in lines:
                 if not line.startswith(b"data:"):
                     continue  # comments, event names
                 data = line[5:].strip()
                 if data == b"[DONE]":
+                    # Read to the end of the body, so the connection goes back to the
+                    # pool instead of being closed (as Ollama's chunks do after "done").
+                    async for _ in lines:
+                        pass
                     ended = True
                     break
-                chunk = _parse(data, model)
+                chunk = parse_object(data, model, "the upstream")
                 if "error" in chunk:
                     text = mapping.error_text(data)
                     raise OllamaError(f"{self._where()} failed mid-answer: {text}", text)
@@ -196,15 +177,11 @@ class OpenAIClient(OllamaClient):
         content, whole = await self._read(response, model, timeout, self._max_line)
         if not whole:
             raise OllamaError(f"the embeddings of {self._where()} are over {self._max_line} bytes")
-        return mapping.embed_answer(_parse(content, model), model)
+        return mapping.embed_answer(parse_object(content, model, "the upstream"), model)
 
     # -- errors --------------------------------------------------------------------
 
-    async def _error(self, response: Response, model: str, timeout: float) -> LlmError:
-        content, _ = await self._read(response, model, timeout, MAX_ERROR_BODY)
-        return self._error_status(response.status_code, content, model)
-
-    def _error_status(self, status: int, content: bytes, model: str) -> LlmError:
+    def _status_error(self, status: int, content: bytes, model: str) -> LlmError:
         text = mapping.error_text(content)[:500]
         about = f" for model '{model}'" if model else ""
         if status in (400, 422, 501):
@@ -225,17 +202,3 @@ def _rfc3339(created: Any) -> str:
     """A model's creation time (unix seconds in /v1/models) as Ollama writes times."""
     seconds = created if isinstance(created, int | float) and created > 0 else 0
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(data: bytes, model: str) -> JsonObject:
-    try:
-        value = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise OllamaError(
-            f"the upstream sent an answer that is not JSON (model '{model}')"
-        ) from None
-    if not isinstance(value, dict):
-        raise OllamaError(
-            f"the upstream sent an answer that is not a JSON object (model '{model}')"
-        )
-    return value

@@ -190,15 +190,7 @@ class Translation:
 
     def _delta(self, text: str, thinking: str, probs: list[JsonObject]) -> JsonObject:
         line: JsonObject = {"model": self.model, "done": False}
-        if self.completion:
-            line["response"] = text
-            if thinking:
-                line["thinking"] = thinking
-        else:
-            message: JsonObject = {"role": "assistant", "content": text}
-            if thinking:
-                message["thinking"] = thinking
-            line["message"] = message
+        _put_text(line, self.completion, text, thinking)
         if probs:
             line["logprobs"] = [_logprob(p) for p in probs]
         return line
@@ -246,10 +238,7 @@ class Translation:
                 eval_duration=eval_ns,
                 total_duration=prompt_ns + eval_ns,
             )
-        if self.completion:
-            final["response"] = ""
-        else:
-            final["message"] = {"role": "assistant", "content": ""}
+        _put_text(final, self.completion, "", "")
         out.append(final)
         return out
 
@@ -266,30 +255,31 @@ def _logprob(item: JsonObject) -> JsonObject:
     }
 
 
+def _put_text(line: JsonObject, completion: bool, text: str, thinking: str) -> JsonObject:
+    """Puts ``text`` and ``thinking`` where Ollama has them: on the line of a generation
+    (``response``), in the ``message`` of a chat; returns what holds them."""
+    if completion:
+        line["response"] = text
+        held = line
+    else:
+        held = line["message"] = {"role": "assistant", "content": text}
+    if thinking:
+        held["thinking"] = thinking
+    return held
+
+
 def whole(chunks: list[JsonObject], completion: bool) -> JsonObject:
     """A non-streamed answer, put together from its chunks as Ollama answers it."""
     final = dict(chunks[-1])
-    text = "".join(
-        str(c.get("response") if completion else (c.get("message") or {}).get("content") or "")
-        for c in chunks[:-1]
-    )
-    thinking = "".join(
-        str(c.get("thinking") if completion else (c.get("message") or {}).get("thinking") or "")
-        for c in chunks[:-1]
-    )
+    key = "response" if completion else "content"
+    held = [c if completion else c.get("message") or {} for c in chunks[:-1]]
+    text = "".join(str(h.get(key) or "") for h in held)
+    thinking = "".join(str(h.get("thinking") or "") for h in held)
+    calls = [call for h in held for call in h.get("tool_calls") or []]
     probs = [p for c in chunks[:-1] for p in c.get("logprobs") or []]
-    if completion:
-        final["response"] = text
-        if thinking:
-            final["thinking"] = thinking
-    else:
-        message: JsonObject = {"role": "assistant", "content": text}
-        if thinking:
-            message["thinking"] = thinking
-        calls = [c2 for c in chunks[:-1] for c2 in (c.get("message") or {}).get("tool_calls") or []]
-        if calls:
-            message["tool_calls"] = calls
-        final["message"] = message
+    message = _put_text(final, completion, text, thinking)
+    if calls:
+        message["tool_calls"] = calls
     if probs:
         final["logprobs"] = probs
     return final
