@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.backend import PROBE_DEADLINE, Backend, backend, fallback_headers, metadata
-from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts
+from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts, rpc_error_upstream
 from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.ollama import answers
@@ -36,7 +36,6 @@ from rest_shim.ollama.requests import (
 )
 from rest_shim.streaming import RpcStreamResponse
 from rest_shim.stub import StreamCall
-from server.errors import UPSTREAM_ERROR_KEY
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 NDJSON = "application/x-ndjson"
@@ -53,23 +52,16 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
-    pairs: Any = exc.trailing_metadata() or ()
-    value = next((v for k, v in pairs if k == key), "")
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def rpc_error(exc: grpc.aio.AioRpcError, model: str) -> JSONResponse:
     status, code, detail = rpc_error_parts(exc)
     headers = rpc_error_headers(exc, status)
-    upstream = _trailer(exc, UPSTREAM_ERROR_KEY)
     if code in ("overloaded", "ollama_busy"):
         return error(503, BUSY, headers | {"Retry-After": headers.get("Retry-After", "1")})
     if code == "model_not_found":
         return error(404, f"model '{model}' not found")
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer, Basic realm="ollama"'}
-    return error(status, upstream or detail, headers)
+    return error(status, rpc_error_upstream(exc) or detail, headers)
 
 
 def _guarded(endpoint: Endpoint) -> Endpoint:
@@ -244,9 +236,7 @@ async def _lines(
             yield dumps(render(message)) + b"\n"
             message = await call.read()
     except grpc.aio.AioRpcError as exc:
-        detail = rpc_error_parts(exc)[2]
-        upstream = _trailer(exc, UPSTREAM_ERROR_KEY)
-        yield dumps({"error": upstream or detail}) + b"\n"
+        yield dumps({"error": rpc_error_upstream(exc) or rpc_error_parts(exc)[2]}) + b"\n"
 
 
 async def embed(request: Request) -> Response:
