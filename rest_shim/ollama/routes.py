@@ -44,6 +44,7 @@ MANAGED = "model management is reserved to the operators of this service"
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
+Reply = TypeVar("Reply", pb.ChatResponse, pb.GenerateResponse)
 Event = TypeVar("Event", pb.ChatStreamResponse, pb.GenerateStreamResponse)
 Answer = pb.ChatResponse | pb.GenerateResponse | pb.ChatStreamResponse | pb.GenerateStreamResponse
 
@@ -150,18 +151,11 @@ async def chat(request: Request) -> Response:
         return await _load(request, b, rpc.model, rpc.keep_alive, chat=True)
     if not stream_of(body):
         call = b.stub.Chat(rpc, timeout=b.deadline, metadata=metadata(request))
-        reply = await _unary(request, call)
-        if reply is None:
-            return _cancelled()
-        return JSONResponse(
-            answers.chat_answer(reply, _answered_by(reply, rpc.model)),
-            headers=fallback_headers(reply),
-        )
+        return await _answer(request, call, answers.chat_answer, rpc.model)
     stream = b.stub.ChatStream(
         pb.ChatStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    render = _by_answerer(answers.chat_chunk, rpc.model)
-    return await _ndjson(request, stream, pb.ChatStreamResponse, render)
+    return await _ndjson(request, stream, pb.ChatStreamResponse, answers.chat_chunk, rpc.model)
 
 
 async def generate(request: Request) -> Response:
@@ -172,18 +166,13 @@ async def generate(request: Request) -> Response:
         return await _load(request, b, rpc.model, rpc.keep_alive, chat=False)
     if not stream_of(body):
         call = b.stub.Generate(rpc, timeout=b.deadline, metadata=metadata(request))
-        reply = await _unary(request, call)
-        if reply is None:
-            return _cancelled()
-        return JSONResponse(
-            answers.generate_answer(reply, _answered_by(reply, rpc.model)),
-            headers=fallback_headers(reply),
-        )
+        return await _answer(request, call, answers.generate_answer, rpc.model)
     stream = b.stub.GenerateStream(
         pb.GenerateStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    render = _by_answerer(answers.generate_chunk, rpc.model)
-    return await _ndjson(request, stream, pb.GenerateStreamResponse, render)
+    return await _ndjson(
+        request, stream, pb.GenerateStreamResponse, answers.generate_chunk, rpc.model
+    )
 
 
 def _answered_by(reply: Answer, asked: str) -> str:
@@ -192,13 +181,14 @@ def _answered_by(reply: Answer, asked: str) -> str:
     return str(reply.model) if reply.fallback_from else asked
 
 
-def _by_answerer(
-    render: Callable[[Event, str], JsonDict], asked: str
-) -> Callable[[Event], JsonDict]:
-    def line(event: Event) -> JsonDict:
-        return render(event, _answered_by(event, asked))
-
-    return line
+async def _answer(
+    request: Request, call: Awaitable[Reply], render: Callable[[Reply, str], JsonDict], asked: str
+) -> Response:
+    """The RPC's reply as one JSON object (``render`` given the model it names)."""
+    reply = await _unary(request, call)
+    if reply is None:
+        return _cancelled()
+    return JSONResponse(render(reply, _answered_by(reply, asked)), headers=fallback_headers(reply))
 
 
 async def _load(request: Request, b: Backend, model: str, keep_alive: str, chat: bool) -> Response:
@@ -210,17 +200,21 @@ async def _load(request: Request, b: Backend, model: str, keep_alive: str, chat:
 
 
 async def _ndjson(
-    request: Request, call: StreamCall, kind: type[Event], render: Callable[[Event], JsonDict]
+    request: Request,
+    call: StreamCall,
+    kind: type[Event],
+    render: Callable[[Event, str], JsonDict],
+    asked: str,
 ) -> Response:
-    """One NDJSON line per event (of type ``kind``); the first is awaited before the
-    answer starts, so an unknown model is still a 404."""
+    """One NDJSON line per event (of type ``kind``, ``render`` given the model it names);
+    the first is awaited before the answer starts, so an unknown model is still a 404."""
     try:
         first = await unless_disconnected(request.receive, call.read())
     except ClientDisconnected:
         call.cancel()
         return _cancelled()
     return RpcStreamResponse(
-        _lines(call, first, kind, render),
+        _lines(call, first, kind, render, asked),
         call,
         media_type=NDJSON,
         headers=fallback_headers(first),
@@ -228,12 +222,16 @@ async def _ndjson(
 
 
 async def _lines(
-    call: StreamCall, first: object, kind: type[Event], render: Callable[[Event], JsonDict]
+    call: StreamCall,
+    first: object,
+    kind: type[Event],
+    render: Callable[[Event, str], JsonDict],
+    asked: str,
 ) -> AsyncGenerator[bytes]:
     message = first
     try:
         while isinstance(message, kind):  # until EOF
-            yield dumps(render(message)) + b"\n"
+            yield dumps(render(message, _answered_by(message, asked))) + b"\n"
             message = await call.read()
     except grpc.aio.AioRpcError as exc:
         yield dumps({"error": rpc_error_upstream(exc) or rpc_error_parts(exc)[2]}) + b"\n"
