@@ -36,8 +36,22 @@ log = logging.getLogger("llm.rest")
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
+async def gin_error_handler(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods on Ollama's routes (``/api/...``, and every path of
+    Ollama's own port), answered as Ollama's gin does."""
+    assert isinstance(exc, HTTPException)
+    text = {404: "404 page not found", 405: "405 method not allowed"}.get(exc.status_code)
+    if text is not None:
+        return PlainTextResponse(text, status_code=exc.status_code)
+    return JSONResponse(
+        {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):  # Ollama's face: gin's answers
+        return await gin_error_handler(request, exc)
     code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     detail = exc.detail
     if exc.status_code == 404:
@@ -45,15 +59,8 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
     headers = dict(exc.headers or {})
-    if request.url.path.startswith("/api/"):  # Ollama's face: gin's answers
-        text = "404 page not found" if exc.status_code == 404 else "405 method not allowed"
-        if exc.status_code in (404, 405):
-            return PlainTextResponse(text, status_code=exc.status_code)
-        return JSONResponse({"error": str(detail)}, status_code=exc.status_code, headers=headers)
     if request.url.path.startswith("/v1/"):  # OpenAI-style callers read OpenAI's shape
-        response = openai_error(exc.status_code, str(detail), code)
-        response.headers.update(headers)
-        return response
+        return openai_error(exc.status_code, str(detail), code, headers=headers)
     return error_response(exc.status_code, code, detail, headers)
 
 
@@ -72,15 +79,6 @@ async def openapi_route(request: Request) -> Response:
 
 async def docs_route(request: Request) -> Response:
     return docs_page(openapi_document())
-
-
-async def gin_error_handler(request: Request, exc: Exception) -> Response:
-    """Unknown paths and methods on the Ollama port, answered as Ollama's gin does."""
-    assert isinstance(exc, HTTPException)
-    text = {404: "404 page not found", 405: "405 method not allowed"}.get(exc.status_code)
-    if text is not None:
-        return PlainTextResponse(text, status_code=exc.status_code)
-    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
 
 
 def create_app(

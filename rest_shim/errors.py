@@ -12,6 +12,7 @@ from rest_shim.fastjson import JSONResponse
 from server.errors import (
     ERROR_CODE_KEY,
     RETRY_AFTER_KEY,
+    UPSTREAM_ERROR_KEY,
     code_from_metadata,
     field_from_metadata,
     http_status,
@@ -50,9 +51,19 @@ def rpc_error_field(exc: grpc.aio.AioRpcError) -> str:
     return field_from_metadata(_metadata(exc))
 
 
+def rpc_error_upstream(exc: grpc.aio.AioRpcError) -> str:
+    """Ollama's own error message, when the failure came from Ollama ("" otherwise)."""
+    return _trailer(exc, UPSTREAM_ERROR_KEY)
+
+
 def _metadata(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
     pairs: Any = exc.trailing_metadata() or ()
     return tuple((str(k), v) for k, v in pairs)
+
+
+def _trailer(exc: grpc.aio.AioRpcError, key: str, default: str = "") -> str:
+    value = next((v for k, v in _metadata(exc) if k == key), default)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _from_service(exc: grpc.aio.AioRpcError) -> bool:
@@ -65,8 +76,7 @@ def rpc_error_headers(exc: grpc.aio.AioRpcError, status: int) -> dict[str, str]:
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
     if status in (429, 503):
-        hint = next((v for k, v in _metadata(exc) if k == RETRY_AFTER_KEY), "1")
-        seconds = hint.decode() if isinstance(hint, bytes) else hint
+        seconds = _trailer(exc, RETRY_AFTER_KEY, "1")
         return {"Retry-After": str(max(1, round(float(seconds))))}
     return {}
 

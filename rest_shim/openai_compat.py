@@ -28,7 +28,7 @@ from starlette.routing import Route
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.backend import Backend, backend, fallback_headers, metadata
 from rest_shim.errors import ShimError, rpc_error_field, rpc_error_headers, rpc_error_parts
-from rest_shim.fastjson import JSONResponse, dumps
+from rest_shim.fastjson import JSONResponse
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.openai_answers import ChunkFactory, chat_completion
 from rest_shim.openai_chat import ChatCompletionRequest, chat_completion_request
@@ -42,7 +42,7 @@ from rest_shim.openai_mapping import (
     model_object,
 )
 from rest_shim.openai_params import openai_param
-from rest_shim.sse import SSE_HEADERS
+from rest_shim.sse import SSE_HEADERS, sse_event
 from rest_shim.streaming import RpcStreamResponse
 from rest_shim.stub import StreamCall
 from server.errors import quoted
@@ -136,10 +136,6 @@ async def chat_completions(request: Request) -> Response:
     return JSONResponse(chat_completion(reply, parsed.rpc.model), headers=fallback_headers(reply))
 
 
-def _sse(data: dict[str, Any]) -> bytes:
-    return b"data: " + dumps(data) + b"\n\n"
-
-
 async def _stream(request: Request, b: Backend, parsed: ChatCompletionRequest) -> Response:
     call = b.stub.ChatStream(
         pb.ChatStreamRequest(request=parsed.rpc), timeout=b.deadline, metadata=metadata(request)
@@ -159,9 +155,7 @@ async def _stream(request: Request, b: Backend, parsed: ChatCompletionRequest) -
     )
 
 
-async def _chunks(
-    call: StreamCall, first: object, chunks: ChunkFactory
-) -> AsyncGenerator[bytes]:
+async def _chunks(call: StreamCall, first: object, chunks: ChunkFactory) -> AsyncGenerator[bytes]:
     """Role chunk, one chunk per delta, the finish (and usage) chunks, ``[DONE]``.
 
     The RPC is read to its end (EOF) so that the server finishes the call itself; a
@@ -169,17 +163,19 @@ async def _chunks(
     """
     message, finished = first, False
     try:
-        yield _sse(chunks.delta({"role": "assistant", "content": ""}))
+        yield sse_event(chunks.delta({"role": "assistant", "content": ""}))
         while isinstance(message, pb.ChatStreamResponse):  # until EOF
             for chunk in chunks.final(message) if message.done else [chunks.event(message)]:
-                yield _sse(chunk)
+                yield sse_event(chunk)
             finished = finished or message.done
             message = await call.read()
         if not finished:
-            yield _sse(error_object(502, "the answer ended before its final event", "incomplete"))
+            yield sse_event(
+                error_object(502, "the answer ended before its final event", "incomplete")
+            )
     except grpc.aio.AioRpcError as exc:
         status, code, detail = rpc_error_parts(exc)
-        yield _sse(error_object(status, detail, code))
+        yield sse_event(error_object(status, detail, code))
     yield DONE
 
 

@@ -4,113 +4,98 @@ written out here, next to nothing else."""
 
 from __future__ import annotations
 
-from typing import Any
+from rest_shim.openapi_parts import (
+    INT,
+    NUM,
+    STR,
+    Schema,
+    array,
+    json_answer,
+    json_body,
+    obj,
+    one_of,
+    ref,
+)
 
-Schema = dict[str, Any]
-
-_STR: Schema = {"type": "string"}
-_INT: Schema = {"type": "integer"}
-_NUM: Schema = {"type": "number"}
-
-
-def _obj(required: list[str] | None = None, **props: Schema) -> Schema:
-    schema: Schema = {"type": "object", "properties": props}
-    if required:
-        schema["required"] = required
-    return schema
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _array(items: Schema, **extra: Any) -> Schema:
-    return {"type": "array", "items": items, **extra}
-
-
-def _one_of(*options: Schema) -> Schema:
-    return {"oneOf": list(options)}
-
-
-_USAGE = _obj(prompt_tokens=_INT, completion_tokens=_INT, total_tokens=_INT)
-_TEXT_PART = _obj(["type", "text"], type={"type": "string", "enum": ["text"]}, text=_STR)
+_USAGE = obj(prompt_tokens=INT, completion_tokens=INT, total_tokens=INT)
+_TEXT_PART = obj(["type", "text"], type={"type": "string", "enum": ["text"]}, text=STR)
 _ROLES = ["system", "developer", "user", "assistant", "tool"]
 
 
 def openai_schemas() -> dict[str, Schema]:
-    message = _obj(
+    message = obj(
         ["role"],
         role={"type": "string", "enum": _ROLES},
-        content=_one_of(_STR, _array(_TEXT_PART)),
-        reasoning_content=_STR,
+        content=one_of(STR, array(_TEXT_PART)),
+        reasoning_content=STR,
     )
-    answer = _obj(role=_STR, content=_STR, reasoning_content=_STR)
+    answer = obj(role=STR, content=STR, reasoning_content=STR)
     finish = {"type": "string", "enum": ["stop", "length"], "nullable": True}
     return {
-        "OpenAIError": _obj(
+        "OpenAIError": obj(
             ["error"],
-            error=_obj(
+            error=obj(
                 ["message", "type"],
-                message=_STR,
-                type=_STR,
+                message=STR,
+                type=STR,
                 code={"type": "string", "nullable": True},
                 param={"type": "string", "nullable": True},
             ),
         ),
-        "OpenAIChatRequest": _obj(
+        "OpenAIChatRequest": obj(
             ["messages"],
-            model=_STR,
-            messages=_array(message, minItems=1),
-            temperature=_NUM,
-            top_p=_NUM,
-            max_tokens=_INT,
-            max_completion_tokens=_INT,
-            stop=_one_of(_STR, _array(_STR)),
-            seed=_INT,
-            response_format=_obj(
+            model=STR,
+            messages=array(message, minItems=1),
+            temperature=NUM,
+            top_p=NUM,
+            max_tokens=INT,
+            max_completion_tokens=INT,
+            stop=one_of(STR, array(STR)),
+            seed=INT,
+            response_format=obj(
                 ["type"],
                 type={"type": "string", "enum": ["text", "json_object", "json_schema"]},
-                json_schema=_obj(["schema"], name=_STR, schema={"type": "object"}),
+                json_schema=obj(["schema"], name=STR, schema={"type": "object"}),
             ),
             reasoning_effort={"type": "string", "enum": ["low", "medium", "high"]},
             stream={"type": "boolean"},
-            stream_options=_obj(include_usage={"type": "boolean"}),
+            stream_options=obj(include_usage={"type": "boolean"}),
         ),
-        "OpenAIChatCompletion": _obj(
-            id=_STR,
+        "OpenAIChatCompletion": obj(
+            id=STR,
             object={"type": "string", "enum": ["chat.completion"]},
-            created=_INT,
-            model=_STR,
-            choices=_array(_obj(index=_INT, message=answer, finish_reason=finish)),
+            created=INT,
+            model=STR,
+            choices=array(obj(index=INT, message=answer, finish_reason=finish)),
             usage=_USAGE,
         ),
-        "OpenAIChatChunk": _obj(
-            id=_STR,
+        "OpenAIChatChunk": obj(
+            id=STR,
             object={"type": "string", "enum": ["chat.completion.chunk"]},
-            created=_INT,
-            model=_STR,
-            choices=_array(_obj(index=_INT, delta=answer, finish_reason=finish)),
+            created=INT,
+            model=STR,
+            choices=array(obj(index=INT, delta=answer, finish_reason=finish)),
             usage={**_USAGE, "nullable": True},
         ),
-        "OpenAIModel": _obj(id=_STR, object=_STR, created=_INT, owned_by=_STR),
-        "OpenAIModelList": _obj(object=_STR, data=_array(_ref("OpenAIModel"))),
-        "OpenAIEmbeddingRequest": _obj(
+        "OpenAIModel": obj(id=STR, object=STR, created=INT, owned_by=STR),
+        "OpenAIModelList": obj(object=STR, data=array(ref("OpenAIModel"))),
+        "OpenAIEmbeddingRequest": obj(
             ["input"],
-            input=_one_of(_STR, _array(_STR, minItems=1)),
-            model=_STR,
+            input=one_of(STR, array(STR, minItems=1)),
+            model=STR,
             encoding_format={"type": "string", "enum": ["float", "base64"]},
         ),
-        "OpenAIEmbeddingList": _obj(
-            object=_STR,
-            data=_array(
-                _obj(
-                    object=_STR,
-                    index=_INT,
-                    embedding=_one_of(_array(_NUM), {"type": "string", "format": "byte"}),
+        "OpenAIEmbeddingList": obj(
+            object=STR,
+            data=array(
+                obj(
+                    object=STR,
+                    index=INT,
+                    embedding=one_of(array(NUM), {"type": "string", "format": "byte"}),
                 )
             ),
-            model=_STR,
-            usage=_obj(prompt_tokens=_INT, total_tokens=_INT),
+            model=STR,
+            usage=obj(prompt_tokens=INT, total_tokens=INT),
         ),
     }
 
@@ -127,26 +112,19 @@ _ERRORS = {
 }
 
 
-def _json(schema: str, description: str = "OK") -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
-
-
 def _operation(
     operation_id: str, summary: str, reply: str, security: list[Schema], body: str | None = None
 ) -> Schema:
-    errors = {status: _json("OpenAIError", what) for status, what in _ERRORS.items()}
+    errors = {status: json_answer("OpenAIError", what) for status, what in _ERRORS.items()}
     op: Schema = {
         "operationId": operation_id,
         "summary": summary,
         "tags": ["OpenAI-compatible"],
         "security": security,
-        "responses": {"200": _json(reply), **errors},
+        "responses": {"200": json_answer(reply), **errors},
     }
     if body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
+        op["requestBody"] = json_body(body)
     return op
 
 
@@ -164,7 +142,7 @@ def openai_paths(security: list[Schema]) -> dict[str, Schema]:
     }
     model = _operation("retrieveModel", "One model, OpenAI style", "OpenAIModel", security)
     model["parameters"] = [
-        {"name": "model", "in": "path", "required": True, "schema": _STR},
+        {"name": "model", "in": "path", "required": True, "schema": STR},
     ]
     return {
         "/v1/chat/completions": {"post": chat},

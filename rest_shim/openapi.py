@@ -18,10 +18,9 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.console.openapi import console_paths, console_schemas
 from rest_shim.ollama.openapi import ollama_paths, ollama_schemas
 from rest_shim.openai_openapi import openai_paths, openai_schemas
+from rest_shim.openapi_parts import Schema, json_answer, json_body
 from rest_shim.usage import usage_openapi
 from server.version import SERVICE_VERSION
-
-Schema = dict[str, Any]
 
 _INTS = {
     FieldDescriptor.TYPE_INT32: "int32",
@@ -196,14 +195,6 @@ def _schemas() -> dict[str, Schema]:
     }
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(name: str, description: str = "OK") -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
-
-
 _ERRORS = {
     "400": "invalid value or malformed JSON",
     "401": "missing or wrong API key",
@@ -241,22 +232,19 @@ def _operation(
     extra: dict[str, Schema] | None = None,
     secured: bool = True,
 ) -> Schema:
-    responses: dict[str, Schema] = {"200": _json(reply)}
+    responses: dict[str, Schema] = {"200": json_answer(reply)}
     responses.update(extra or {})
     if body is not None:
-        responses.update({k: _json("Error", v) for k, v in _ERRORS.items()})
+        responses.update({k: json_answer("Error", v) for k, v in _ERRORS.items()})
     else:
         if secured:
-            responses["401"] = _json("Error", _ERRORS["401"])
-        responses["503"] = _json("Error", "the gRPC server cannot be reached")
+            responses["401"] = json_answer("Error", _ERRORS["401"])
+        responses["503"] = json_answer("Error", "the gRPC server cannot be reached")
     op: Schema = {"operationId": operation_id, "summary": summary, "responses": responses}
     if secured:
         op["security"] = SECURED
     if body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
+        op["requestBody"] = json_body(body)
     return op
 
 
@@ -295,7 +283,7 @@ def openapi_document() -> dict[str, Any]:
                     "health",
                     "Ollama and key model health",
                     "HealthReply",
-                    extra={"503": _json("HealthReply", "unhealthy")},
+                    extra={"503": json_answer("HealthReply", "unhealthy")},
                     secured=False,
                 )
             },

@@ -71,35 +71,29 @@ def _with_logprobs(line: JsonDict, items: Any) -> JsonDict:
 
 
 def chat_answer(reply: pb.ChatResponse, model: str) -> JsonDict:
-    line: JsonDict = {
-        "model": model,
-        "created_at": created_at(),
-        "message": _message(reply.response, reply.thinking, reply.tool_calls),
-        "done_reason": reply.done_reason,
-        "done": True,
-        **_metrics(reply.durations, reply.prompt_tokens, reply.response_tokens),
-    }
-    return _with_logprobs(line, reply.logprobs)
+    return _chat_line(reply, reply.response, model, done=True)
 
 
 def chat_chunk(event: pb.ChatStreamResponse, model: str) -> JsonDict:
-    if event.done:
-        line: JsonDict = {
-            "model": model,
-            "created_at": created_at(),
-            "message": _message(event.content, event.thinking, event.tool_calls),
-            "done_reason": event.done_reason,
-            "done": True,
-            **_metrics(event.durations, event.prompt_tokens, event.response_tokens),
-        }
+    return _chat_line(event, event.content, model, done=event.done)
+
+
+def _chat_line(
+    reply: pb.ChatResponse | pb.ChatStreamResponse, content: str, model: str, done: bool
+) -> JsonDict:
+    """A chat answer, or one chunk of it: the last one carries the reason and metrics."""
+    line: JsonDict = {
+        "model": model,
+        "created_at": created_at(),
+        "message": _message(content, reply.thinking, reply.tool_calls),
+    }
+    if done:
+        line["done_reason"] = reply.done_reason
+        line["done"] = True
+        line.update(_metrics(reply.durations, reply.prompt_tokens, reply.response_tokens))
     else:
-        line = {
-            "model": model,
-            "created_at": created_at(),
-            "message": _message(event.content, event.thinking, event.tool_calls),
-            "done": False,
-        }
-    return _with_logprobs(line, event.logprobs)
+        line["done"] = False
+    return _with_logprobs(line, reply.logprobs)
 
 
 def generate_answer(reply: pb.GenerateResponse | pb.GenerateStreamResponse, model: str) -> JsonDict:

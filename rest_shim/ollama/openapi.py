@@ -3,53 +3,40 @@ The shapes are Ollama's (docs/api.md), written out here as the OpenAI ones are."
 
 from __future__ import annotations
 
-from typing import Any
-
-Schema = dict[str, Any]
-
-_STR: Schema = {"type": "string"}
-_INT: Schema = {"type": "integer"}
-_NUM: Schema = {"type": "number"}
-_BOOL: Schema = {"type": "boolean"}
-_ANY_OBJECT: Schema = {"type": "object", "additionalProperties": True}
-
-
-def _obj(required: list[str] | None = None, **props: Schema) -> Schema:
-    schema: Schema = {"type": "object", "properties": props}
-    if required:
-        schema["required"] = required
-    return schema
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _array(items: Schema) -> Schema:
-    return {"type": "array", "items": items}
-
+from rest_shim.openapi_parts import (
+    ANY_OBJECT,
+    BOOL,
+    INT,
+    NUM,
+    STR,
+    Schema,
+    array,
+    json_answer,
+    json_body,
+    obj,
+)
 
 _OPTIONS: Schema = {
     "type": "object",
     "description": "Ollama's model options; keys the service does not know pass through",
     "properties": {
-        **{k: _INT for k in ("num_ctx", "num_predict", "top_k", "seed", "num_gpu", "mirostat")},
-        **{k: _NUM for k in ("temperature", "top_p", "min_p", "repeat_penalty")},
-        "stop": _array(_STR),
+        **{k: INT for k in ("num_ctx", "num_predict", "top_k", "seed", "num_gpu", "mirostat")},
+        **{k: NUM for k in ("temperature", "top_p", "min_p", "repeat_penalty")},
+        "stop": array(STR),
     },
     "additionalProperties": True,
 }
-_FORMAT: Schema = {"oneOf": [{"type": "string", "enum": ["json", ""]}, _ANY_OBJECT]}
-_THINK: Schema = {"oneOf": [_BOOL, {"type": "string", "enum": ["low", "medium", "high"]}]}
-_KEEP_ALIVE: Schema = {"oneOf": [_NUM, _STR]}
-_IMAGES: Schema = _array({"type": "string", "format": "byte"})
-_CALL: Schema = _obj(
+_FORMAT: Schema = {"oneOf": [{"type": "string", "enum": ["json", ""]}, ANY_OBJECT]}
+_THINK: Schema = {"oneOf": [BOOL, {"type": "string", "enum": ["low", "medium", "high"]}]}
+_KEEP_ALIVE: Schema = {"oneOf": [NUM, STR]}
+_IMAGES: Schema = array({"type": "string", "format": "byte"})
+_CALL: Schema = obj(
     ["function"],
-    id=_STR,
-    function=_obj(["name"], index=_INT, name=_STR, arguments=_ANY_OBJECT),
+    id=STR,
+    function=obj(["name"], index=INT, name=STR, arguments=ANY_OBJECT),
 )
 _METRICS: dict[str, Schema] = {
-    k: _INT
+    k: INT
     for k in (
         "total_duration",
         "load_duration",
@@ -59,150 +46,150 @@ _METRICS: dict[str, Schema] = {
         "eval_duration",
     )
 }
-_LOGPROBS: Schema = _array(
-    _obj(token=_STR, logprob=_NUM, bytes=_array(_INT), top_logprobs=_array(_ANY_OBJECT))
+_LOGPROBS: Schema = array(
+    obj(token=STR, logprob=NUM, bytes=array(INT), top_logprobs=array(ANY_OBJECT))
 )
-_DETAILS: Schema = _obj(
-    parent_model=_STR,
-    format=_STR,
-    family=_STR,
-    families={"type": "array", "items": _STR, "nullable": True},
-    parameter_size=_STR,
-    quantization_level=_STR,
+_DETAILS: Schema = obj(
+    parent_model=STR,
+    format=STR,
+    family=STR,
+    families={"type": "array", "items": STR, "nullable": True},
+    parameter_size=STR,
+    quantization_level=STR,
 )
 _GENERATION: dict[str, Schema] = {
     "model": {"type": "string", "minLength": 1},
     "format": _FORMAT,
     "options": _OPTIONS,
-    "stream": _BOOL,
+    "stream": BOOL,
     "think": _THINK,
     "keep_alive": _KEEP_ALIVE,
-    "logprobs": _BOOL,
+    "logprobs": BOOL,
     "top_logprobs": {"type": "integer", "minimum": 0, "maximum": 20},
 }
 
 
 def ollama_schemas() -> dict[str, Schema]:
-    message = _obj(
+    message = obj(
         ["role"],
         role={"type": "string", "enum": ["system", "user", "assistant", "tool"]},
-        content=_STR,
-        thinking=_STR,
+        content=STR,
+        thinking=STR,
         images=_IMAGES,
-        tool_calls=_array(_CALL),
-        tool_name=_STR,
-        tool_call_id=_STR,
+        tool_calls=array(_CALL),
+        tool_name=STR,
+        tool_call_id=STR,
     )
-    tool = _obj(
+    tool = obj(
         ["function"],
         type={"type": "string", "enum": ["function"]},
-        function=_obj(["name"], name=_STR, description=_STR, parameters=_ANY_OBJECT),
+        function=obj(["name"], name=STR, description=STR, parameters=ANY_OBJECT),
     )
-    answer = _obj(role=_STR, content=_STR, thinking=_STR, images=_IMAGES, tool_calls=_array(_CALL))
+    answer = obj(role=STR, content=STR, thinking=STR, images=_IMAGES, tool_calls=array(_CALL))
     return {
-        "OllamaError": _obj(["error"], error=_STR),
-        "OllamaChatRequest": _obj(
-            ["model"], messages=_array(message), tools=_array(tool), **_GENERATION
+        "OllamaError": obj(["error"], error=STR),
+        "OllamaChatRequest": obj(
+            ["model"], messages=array(message), tools=array(tool), **_GENERATION
         ),
-        "OllamaChatResponse": _obj(
+        "OllamaChatResponse": obj(
             ["model", "created_at", "message", "done"],
-            model=_STR,
-            created_at=_STR,
+            model=STR,
+            created_at=STR,
             message=answer,
-            done=_BOOL,
-            done_reason=_STR,
+            done=BOOL,
+            done_reason=STR,
             logprobs=_LOGPROBS,
             **_METRICS,
         ),
-        "OllamaGenerateRequest": _obj(
+        "OllamaGenerateRequest": obj(
             ["model"],
-            prompt=_STR,
-            suffix=_STR,
-            system=_STR,
-            template=_STR,
-            raw=_BOOL,
+            prompt=STR,
+            suffix=STR,
+            system=STR,
+            template=STR,
+            raw=BOOL,
             images=_IMAGES,
-            context=_array(_INT),
+            context=array(INT),
             **_GENERATION,
         ),
-        "OllamaGenerateResponse": _obj(
+        "OllamaGenerateResponse": obj(
             ["model", "created_at", "response", "done"],
-            model=_STR,
-            created_at=_STR,
-            response=_STR,
-            thinking=_STR,
-            done=_BOOL,
-            done_reason=_STR,
-            context=_array(_INT),
+            model=STR,
+            created_at=STR,
+            response=STR,
+            thinking=STR,
+            done=BOOL,
+            done_reason=STR,
+            context=array(INT),
             logprobs=_LOGPROBS,
             **_METRICS,
         ),
-        "OllamaEmbedRequest": _obj(
+        "OllamaEmbedRequest": obj(
             ["model", "input"],
             model={"type": "string", "minLength": 1},
-            input={"oneOf": [_STR, _array(_STR)]},
-            truncate=_BOOL,
+            input={"oneOf": [STR, array(STR)]},
+            truncate=BOOL,
             dimensions={"type": "integer", "minimum": 1},
             options=_OPTIONS,
             keep_alive=_KEEP_ALIVE,
         ),
-        "OllamaEmbedResponse": _obj(
+        "OllamaEmbedResponse": obj(
             ["model", "embeddings"],
-            model=_STR,
-            embeddings=_array(_array(_NUM)),
-            total_duration=_INT,
-            load_duration=_INT,
-            prompt_eval_count=_INT,
+            model=STR,
+            embeddings=array(array(NUM)),
+            total_duration=INT,
+            load_duration=INT,
+            prompt_eval_count=INT,
         ),
-        "OllamaEmbeddingsRequest": _obj(
+        "OllamaEmbeddingsRequest": obj(
             ["model", "prompt"],
             model={"type": "string", "minLength": 1},
-            prompt=_STR,
+            prompt=STR,
             options=_OPTIONS,
             keep_alive=_KEEP_ALIVE,
         ),
-        "OllamaEmbeddingsResponse": _obj(["embedding"], embedding=_array(_NUM)),
-        "OllamaShowRequest": _obj(["model"], model={"type": "string", "minLength": 1}),
-        "OllamaShowResponse": _obj(
-            license=_STR,
-            modelfile=_STR,
-            parameters=_STR,
-            template=_STR,
-            system=_STR,
+        "OllamaEmbeddingsResponse": obj(["embedding"], embedding=array(NUM)),
+        "OllamaShowRequest": obj(["model"], model={"type": "string", "minLength": 1}),
+        "OllamaShowResponse": obj(
+            license=STR,
+            modelfile=STR,
+            parameters=STR,
+            template=STR,
+            system=STR,
             details=_DETAILS,
-            model_info=_ANY_OBJECT,
-            capabilities=_array(_STR),
-            modified_at=_STR,
+            model_info=ANY_OBJECT,
+            capabilities=array(STR),
+            modified_at=STR,
         ),
-        "OllamaTags": _obj(
+        "OllamaTags": obj(
             ["models"],
-            models=_array(
-                _obj(
-                    name=_STR,
-                    model=_STR,
-                    modified_at=_STR,
-                    size=_INT,
-                    digest=_STR,
+            models=array(
+                obj(
+                    name=STR,
+                    model=STR,
+                    modified_at=STR,
+                    size=INT,
+                    digest=STR,
                     details=_DETAILS,
                 )
             ),
         ),
-        "OllamaRunning": _obj(
+        "OllamaRunning": obj(
             ["models"],
-            models=_array(
-                _obj(
-                    name=_STR,
-                    model=_STR,
-                    size=_INT,
-                    digest=_STR,
+            models=array(
+                obj(
+                    name=STR,
+                    model=STR,
+                    size=INT,
+                    digest=STR,
                     details=_DETAILS,
-                    expires_at=_STR,
-                    size_vram=_INT,
-                    context_length=_INT,
+                    expires_at=STR,
+                    size_vram=INT,
+                    context_length=INT,
                 )
             ),
         ),
-        "OllamaVersion": _obj(["version"], version=_STR),
+        "OllamaVersion": obj(["version"], version=STR),
     }
 
 
@@ -218,10 +205,6 @@ _ERRORS = {
 }
 
 
-def _json(schema: str, description: str = "OK") -> Schema:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
-
-
 def _op(
     operation_id: str,
     summary: str,
@@ -230,12 +213,12 @@ def _op(
     body: str | None = None,
     ndjson: bool = False,
 ) -> Schema:
-    ok = _json(reply)
+    ok = json_answer(reply)
     if ndjson:
         ok["description"] = "one JSON object, or NDJSON lines when streaming (the default)"
-        ok["content"]["application/x-ndjson"] = {"schema": _STR}
+        ok["content"]["application/x-ndjson"] = {"schema": STR}
     responses: Schema = {"200": ok}
-    responses.update({k: _json("OllamaError", v) for k, v in _ERRORS.items()})
+    responses.update({k: json_answer("OllamaError", v) for k, v in _ERRORS.items()})
     op: Schema = {
         "operationId": operation_id,
         "summary": summary,
@@ -244,10 +227,7 @@ def _op(
         "security": security,
     }
     if body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _ref(body)}},
-        }
+        op["requestBody"] = json_body(body)
     return op
 
 
@@ -256,7 +236,7 @@ def _managed(operation_id: str) -> Schema:
         "operationId": operation_id,
         "summary": "Model management: reserved to operators, never forwarded",
         "tags": ["ollama"],
-        "responses": {"403": _json("OllamaError", "refused")},
+        "responses": {"403": json_answer("OllamaError", "refused")},
     }
 
 
@@ -312,7 +292,7 @@ def ollama_paths(security: list[Schema]) -> dict[str, Schema]:
         "/api/blobs/{digest}": {
             "post": {
                 **_managed("ollamaBlobs"),
-                "parameters": [{"name": "digest", "in": "path", "required": True, "schema": _STR}],
+                "parameters": [{"name": "digest", "in": "path", "required": True, "schema": STR}],
             }
         },
     }

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.backend import PROBE_DEADLINE, Backend, backend, fallback_headers, metadata
-from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts
+from rest_shim.errors import ShimError, rpc_error_headers, rpc_error_parts, rpc_error_upstream
 from rest_shim.fastjson import JSONResponse, dumps
 from rest_shim.http_io import ClientDisconnected, read_json_object, unless_disconnected
 from rest_shim.ollama import answers
@@ -36,7 +36,6 @@ from rest_shim.ollama.requests import (
 )
 from rest_shim.streaming import RpcStreamResponse
 from rest_shim.stub import StreamCall
-from server.errors import UPSTREAM_ERROR_KEY
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 NDJSON = "application/x-ndjson"
@@ -45,6 +44,7 @@ MANAGED = "model management is reserved to the operators of this service"
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
+Reply = TypeVar("Reply", pb.ChatResponse, pb.GenerateResponse)
 Event = TypeVar("Event", pb.ChatStreamResponse, pb.GenerateStreamResponse)
 Answer = pb.ChatResponse | pb.GenerateResponse | pb.ChatStreamResponse | pb.GenerateStreamResponse
 
@@ -53,23 +53,16 @@ def error(status: int, message: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def _trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
-    pairs: Any = exc.trailing_metadata() or ()
-    value = next((v for k, v in pairs if k == key), "")
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def rpc_error(exc: grpc.aio.AioRpcError, model: str) -> JSONResponse:
     status, code, detail = rpc_error_parts(exc)
     headers = rpc_error_headers(exc, status)
-    upstream = _trailer(exc, UPSTREAM_ERROR_KEY)
     if code in ("overloaded", "ollama_busy"):
         return error(503, BUSY, headers | {"Retry-After": headers.get("Retry-After", "1")})
     if code == "model_not_found":
         return error(404, f"model '{model}' not found")
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer, Basic realm="ollama"'}
-    return error(status, upstream or detail, headers)
+    return error(status, rpc_error_upstream(exc) or detail, headers)
 
 
 def _guarded(endpoint: Endpoint) -> Endpoint:
@@ -158,18 +151,11 @@ async def chat(request: Request) -> Response:
         return await _load(request, b, rpc.model, rpc.keep_alive, chat=True)
     if not stream_of(body):
         call = b.stub.Chat(rpc, timeout=b.deadline, metadata=metadata(request))
-        reply = await _unary(request, call)
-        if reply is None:
-            return _cancelled()
-        return JSONResponse(
-            answers.chat_answer(reply, _answered_by(reply, rpc.model)),
-            headers=fallback_headers(reply),
-        )
+        return await _answer(request, call, answers.chat_answer, rpc.model)
     stream = b.stub.ChatStream(
         pb.ChatStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    render = _by_answerer(answers.chat_chunk, rpc.model)
-    return await _ndjson(request, stream, pb.ChatStreamResponse, render)
+    return await _ndjson(request, stream, pb.ChatStreamResponse, answers.chat_chunk, rpc.model)
 
 
 async def generate(request: Request) -> Response:
@@ -180,18 +166,13 @@ async def generate(request: Request) -> Response:
         return await _load(request, b, rpc.model, rpc.keep_alive, chat=False)
     if not stream_of(body):
         call = b.stub.Generate(rpc, timeout=b.deadline, metadata=metadata(request))
-        reply = await _unary(request, call)
-        if reply is None:
-            return _cancelled()
-        return JSONResponse(
-            answers.generate_answer(reply, _answered_by(reply, rpc.model)),
-            headers=fallback_headers(reply),
-        )
+        return await _answer(request, call, answers.generate_answer, rpc.model)
     stream = b.stub.GenerateStream(
         pb.GenerateStreamRequest(request=rpc), timeout=b.deadline, metadata=metadata(request)
     )
-    render = _by_answerer(answers.generate_chunk, rpc.model)
-    return await _ndjson(request, stream, pb.GenerateStreamResponse, render)
+    return await _ndjson(
+        request, stream, pb.GenerateStreamResponse, answers.generate_chunk, rpc.model
+    )
 
 
 def _answered_by(reply: Answer, asked: str) -> str:
@@ -200,13 +181,14 @@ def _answered_by(reply: Answer, asked: str) -> str:
     return str(reply.model) if reply.fallback_from else asked
 
 
-def _by_answerer(
-    render: Callable[[Event, str], JsonDict], asked: str
-) -> Callable[[Event], JsonDict]:
-    def line(event: Event) -> JsonDict:
-        return render(event, _answered_by(event, asked))
-
-    return line
+async def _answer(
+    request: Request, call: Awaitable[Reply], render: Callable[[Reply, str], JsonDict], asked: str
+) -> Response:
+    """The RPC's reply as one JSON object (``render`` given the model it names)."""
+    reply = await _unary(request, call)
+    if reply is None:
+        return _cancelled()
+    return JSONResponse(render(reply, _answered_by(reply, asked)), headers=fallback_headers(reply))
 
 
 async def _load(request: Request, b: Backend, model: str, keep_alive: str, chat: bool) -> Response:
@@ -218,17 +200,21 @@ async def _load(request: Request, b: Backend, model: str, keep_alive: str, chat:
 
 
 async def _ndjson(
-    request: Request, call: StreamCall, kind: type[Event], render: Callable[[Event], JsonDict]
+    request: Request,
+    call: StreamCall,
+    kind: type[Event],
+    render: Callable[[Event, str], JsonDict],
+    asked: str,
 ) -> Response:
-    """One NDJSON line per event (of type ``kind``); the first is awaited before the
-    answer starts, so an unknown model is still a 404."""
+    """One NDJSON line per event (of type ``kind``, ``render`` given the model it names);
+    the first is awaited before the answer starts, so an unknown model is still a 404."""
     try:
         first = await unless_disconnected(request.receive, call.read())
     except ClientDisconnected:
         call.cancel()
         return _cancelled()
     return RpcStreamResponse(
-        _lines(call, first, kind, render),
+        _lines(call, first, kind, render, asked),
         call,
         media_type=NDJSON,
         headers=fallback_headers(first),
@@ -236,17 +222,19 @@ async def _ndjson(
 
 
 async def _lines(
-    call: StreamCall, first: object, kind: type[Event], render: Callable[[Event], JsonDict]
+    call: StreamCall,
+    first: object,
+    kind: type[Event],
+    render: Callable[[Event, str], JsonDict],
+    asked: str,
 ) -> AsyncGenerator[bytes]:
     message = first
     try:
         while isinstance(message, kind):  # until EOF
-            yield dumps(render(message)) + b"\n"
+            yield dumps(render(message, _answered_by(message, asked))) + b"\n"
             message = await call.read()
     except grpc.aio.AioRpcError as exc:
-        detail = rpc_error_parts(exc)[2]
-        upstream = _trailer(exc, UPSTREAM_ERROR_KEY)
-        yield dumps({"error": upstream or detail}) + b"\n"
+        yield dumps({"error": rpc_error_upstream(exc) or rpc_error_parts(exc)[2]}) + b"\n"
 
 
 async def embed(request: Request) -> Response:
