@@ -53,18 +53,17 @@ def model_name(raw: str, default: str) -> str:
 
 def json_depth(value: Any) -> int:
     """How deeply ``value`` nests (a scalar is 0, ``[]`` and ``{}`` are 1); computed
-    without recursion, so no depth can exhaust the stack."""
+    without recursion, so no depth can exhaust the stack. Only containers are visited:
+    a body's strings and numbers (most of it) never reach the loop."""
+    if not isinstance(value, (dict, list)):
+        return 0
     deepest = 0
-    pending: list[tuple[Any, int]] = [(value, 0)]
+    pending: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            deepest = max(deepest, depth)
-            continue
-        deepest = max(deepest, depth + 1)
-        pending.extend((child, depth + 1) for child in item)
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
 
