@@ -245,6 +245,7 @@ async def test_the_same_client_code_behaves_the_same_on_either_kind(either: Upst
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     generated = await stub.Generate(pb.GenerateRequest(prompt="hello", model=model, max_tokens=8))
     assert generated.response and generated.response_tokens > 0
+    assert generated.thinking == ""  # a model that does not think says nothing of it
 
 
 async def test_a_server_still_loading_is_not_ready_not_down(make_stack: StackFactory) -> None:
