@@ -235,7 +235,7 @@ class OllamaClient:
             raise self._transport_error(exc, "", self._timeout) from exc
         content = b"".join(parts)
         if response.status_code != 200:
-            raise _status_error(response.status_code, content, "")
+            raise self._status_error(response.status_code, content, "")
         if size > limit:
             raise OllamaError(f"Ollama's answer to {path} is over {limit} bytes")
         return parse_object(content, "")

@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,7 +28,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, ThreadedServer
 from server.config import Upstream
 from tests.conftest import RestStarter, Stack, StackFactory
-from tests.realmodel import LlamaServer
+from tests.realmodel import LlamaServer, ensure
 
 pytestmark = pytest.mark.realmodel
 
@@ -265,3 +266,22 @@ async def test_a_server_still_loading_is_not_ready_not_down(make_stack: StackFac
     assert host.status == "not ready"
     assert "Loading model" in host.last_error
     assert health.status == "unhealthy"
+
+
+async def test_a_refused_key_is_named_for_the_server_that_refused_it(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """llama-server with ``--api-key`` answers /v1/models 401 to any other key: the
+    health check says the OpenAI-compatible server refused the key, not "Ollama"."""
+    keyed = LlamaServer(ensure(), tmp_path / "llama-server.log", parallel=1, ctx_size=512,
+                        extra=("--api-key", "the-right-key"))  # fmt: skip
+    keyed.start()
+    try:
+        upstream = Upstream("keyed", "openai", (keyed.url,), api_key="a-wrong-key")
+        stack = await make_stack(upstreams_spec=(upstream,))
+        health = await stack.stub.Health(pb.HealthRequest())
+    finally:
+        keyed.stop()
+    assert health.ollama.status == "unhealthy"
+    assert f"the OpenAI-compatible server at {keyed.url} refused" in health.ollama.error
+    assert "Ollama" not in health.ollama.error
