@@ -66,6 +66,11 @@ class Host:
     def has_loaded(self, model: str) -> bool:
         return canonical(model) in self.loaded
 
+    def mark_loaded(self, model: str) -> None:
+        """It answered with ``model``: loaded, until the next check says otherwise."""
+        name = canonical(model)
+        self.loaded.setdefault(name, {"name": name})
+
 
 class OllamaPool:
     """Every host of every upstream (LLM_UPSTREAMS, or OLLAMA_BASE_URL's Ollama hosts)."""
@@ -188,8 +193,8 @@ class OllamaPool:
                     continue
                 raise
             host.up = True
-            if loads and model and not host.has_loaded(model):
-                host.loaded[canonical(model)] = {"name": canonical(model)}  # it answered
+            if loads and model:
+                host.mark_loaded(model)
             return host, result
         raise _all_failed(errors)
 

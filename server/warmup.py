@@ -15,7 +15,6 @@ from server.config import Settings
 from server.errors import LlmError
 from server.health import OllamaHealth
 from server.hosts import Host, OllamaPool
-from server.names import canonical
 from server.validation import keep_alive_policy
 
 log = logging.getLogger("llm.warmup")
@@ -49,7 +48,7 @@ class Warmer:
             return
         finally:
             self._loading.pop((host.url, model), None)
-        host.loaded.setdefault(canonical(model), {"name": canonical(model)})
+        host.mark_loaded(model)
         log.info("PRELOAD %s loaded on %s", model, host.url)
 
     async def aclose(self) -> None:
