@@ -8,7 +8,9 @@ mappings, and every server binds 127.0.0.1 port 0.
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
@@ -172,6 +174,15 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
     name = model if ":" in model else f"{model}:latest"
     (spec,) = [m for m in emulator.models if m.key == name]
     return spec.embedding_dim
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Polls ``check`` until it holds; fails naming ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,6 @@ import asyncio
 import json
 import random
 import socket
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +18,7 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
-from tests.conftest import RestStarter, StackFactory
+from tests.conftest import RestStarter, StackFactory, wait_until
 from tests.streams import next_event
 
 MODEL = "llama3.2"
@@ -45,9 +43,9 @@ def http_request(base_url: str, path: str, body: dict[str, Any]) -> bytes:
     return head.encode() + payload
 
 
-async def connect(base_url: str, receive_buffer: int | None = None) -> tuple[
-    asyncio.StreamReader, asyncio.StreamWriter
-]:
+async def connect(
+    base_url: str, receive_buffer: int | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A TCP connection to the REST face; ``receive_buffer`` shrinks the socket's
     receive buffer, so a client that stops reading stalls the server quickly."""
     parts = urlsplit(base_url)
@@ -67,15 +65,6 @@ async def stalled_stream(base_url: str, path: str) -> asyncio.StreamWriter:
     assert head.startswith(b"HTTP/1.1 200"), head
     await reader.readuntil(b"\n\n")
     return writer
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Polls ``check`` until it holds; fails naming ``what`` after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("path", STREAM_PATHS)

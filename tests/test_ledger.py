@@ -23,9 +23,14 @@ from ollama_emulator import Emulator
 from server.app import LlmServer
 from server.config import Settings
 from server.usage.store import Row, SqliteStore
-from tests.conftest import LocalShimStarter, RestStarter, StackFactory, make_settings
+from tests.conftest import (
+    LocalShimStarter,
+    RestStarter,
+    StackFactory,
+    make_settings,
+    wait_until,
+)
 from tests.streams import next_event
-from tests.test_abandoned import wait_until
 
 GATEWAY_KEY = "gateway-secret-key"
 RAG_KEY = "rag-secret-key"
