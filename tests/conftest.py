@@ -176,6 +176,14 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
     return spec.embedding_dim
 
 
+def free_port() -> int:
+    """A loopback port free right now (bound, then released), for a child process."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     """Polls ``check`` until it holds; fails naming ``what`` after ``timeout`` seconds."""
     end = time.monotonic() + timeout

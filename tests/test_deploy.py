@@ -18,7 +18,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from packaging.utils import canonicalize_name
 from ollama_emulator import Emulator
 from server import eventloop
 from server.config import Settings
+from tests.conftest import free_port
 from tests.deploy_files import (
     ROOT,
     Stage,
@@ -115,13 +115,6 @@ def service(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     found = services[name]
     assert isinstance(found, dict)
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def healthcheck_argv(check: Mapping[str, Any]) -> list[str]:

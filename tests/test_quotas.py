@@ -17,10 +17,10 @@ import pytest
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from server.config import Settings
-from tests.conftest import RestStarter, StackFactory
+from tests.conftest import RestStarter, StackFactory, free_port
 from tests.streams import next_event
 from tests.test_inprocess import trailer
-from tests.test_shutdown import Service, free_port
+from tests.test_shutdown import Service
 
 LIMITED_KEY = "limited-key"
 FREE_KEY = "free-key"
