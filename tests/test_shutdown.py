@@ -54,7 +54,8 @@ class Service:
                 if httpx.get(url, timeout=1.0).status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise AssertionError(f"service not ready within {limit} s:\n{self.output()}")
 
     def output(self) -> str:
