@@ -179,6 +179,16 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
     return spec.embedding_dim
 
 
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata that presents ``key`` as a bearer token."""
+    return (("authorization", f"Bearer {key}"),)
+
+
+def headers(key: str) -> dict[str, str]:
+    """HTTP headers that present ``key`` as a bearer token."""
+    return {"authorization": f"Bearer {key}"}
+
+
 def grpcurl() -> str:
     """The grpcurl binary: on PATH, or next to this Python (a dev dependency)."""
     found = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")

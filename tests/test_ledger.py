@@ -27,6 +27,8 @@ from tests.conftest import (
     LocalShimStarter,
     RestStarter,
     StackFactory,
+    bearer,
+    headers,
     make_settings,
     wait_until,
 )
@@ -52,14 +54,6 @@ admin = true
 """
 SECRET = "the-prompt-nobody-may-read"
 MODEL = "llama3.2"
-
-
-def bearer(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
-def headers(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 def callers(tmp_path: Path) -> Settings:

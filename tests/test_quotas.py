@@ -18,7 +18,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from rest_shim.stub import StreamCall
 from server.config import Settings
-from tests.conftest import RestStarter, Stack, StackFactory, free_port
+from tests.conftest import RestStarter, Stack, StackFactory, bearer, free_port, headers
 from tests.streams import next_event
 from tests.test_inprocess import trailer
 from tests.test_shutdown import Service
@@ -35,14 +35,6 @@ def callers(tmp_path: Path, limits: str) -> Settings:
         f'[[caller]]\nname = "free"\nkey = "{FREE_KEY}"\n'
     )
     return Settings.from_env({"LLM_CALLERS_FILE": str(path)})
-
-
-def bearer(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
-def headers(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 async def inside_one_minute(needed: float = 20.0) -> None:
