@@ -38,7 +38,6 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 
 JsonDict = dict[str, Any]
-PATHS = ("direct", "grpc", "rest", "openai", "ollama")
 MODEL = "smollm2"
 SYSTEM = "You are a helpful assistant."
 PROMPT = "Tell me a long story about a cat who learns to fly."
