@@ -33,11 +33,11 @@ import httpx
 
 from bench import measure, procs
 from bench.config import REPO, Config
+from bench.targets import BadAnswer, post_stream
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 
 JsonDict = dict[str, Any]
-PATHS = ("direct", "grpc", "rest", "openai", "ollama")
 MODEL = "smollm2"
 SYSTEM = "You are a helpful assistant."
 PROMPT = "Tell me a long story about a cat who learns to fly."
@@ -66,10 +66,6 @@ class StreamPath(Protocol):
     async def stream(self, trace: Trace) -> None: ...
 
     async def aclose(self) -> None: ...
-
-
-class BadAnswer(Exception):
-    """An answer with the wrong status or shape."""
 
 
 Parse = Callable[[bytes], tuple[str, bool]]
@@ -123,24 +119,14 @@ class HttpPath:
         self._parse = parse
 
     async def stream(self, trace: Trace) -> None:
-        headers = {"content-type": "application/json"}
-        async with self._client.stream(
-            "POST", self._path, content=self._body, headers=headers
-        ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise BadAnswer(f"{self.name}: HTTP {response.status_code} {response.text[:200]}")
-            pending = b""
-            async for data in response.aiter_raw():
-                now = time.perf_counter()
-                pending += data
-                *items, pending = pending.split(self._separator)
-                for item in items:
-                    text, done = self._parse(item)
-                    if text:
-                        trace.arrivals.append(now)
-                        trace.text += text
-                    trace.done = trace.done or done
+        def each(now: float, item: bytes) -> None:
+            text, done = self._parse(item)
+            if text:
+                trace.arrivals.append(now)
+                trace.text += text
+            trace.done = trace.done or done
+
+        await post_stream(self._client, self.name, self._path, self._body, self._separator, each)
         if not trace.done:
             raise BadAnswer(f"{self.name}: stream ended without its end")
 

@@ -12,17 +12,15 @@ service must be idle and every request it accepted counted once:
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import socket
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
+from tests.raw_http import connect, stream_request
 
 JsonDict = dict[str, Any]
 MODEL = "llama3.2"
@@ -30,35 +28,12 @@ MOMENTS = ("request", "sent", "read", "stall", "end")
 SETTLE_TIMEOUT = 30.0
 
 
-def _request(base: str, path: str, message: str) -> bytes:
-    if path.startswith("/v1/"):
-        body: JsonDict = {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": message}],
-            "stream": True,
-        }
-    else:
-        body = {"model": MODEL, "message": message}
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {urlsplit(base).netloc}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
-
-
 async def _rest_client(base: str, rng: random.Random) -> str:
     """One REST stream that ends at a random moment; returns the moment."""
     path = rng.choice(("/chat/stream", "/v1/chat/completions"))
     moment = rng.choice(MOMENTS)
-    request = _request(base, path, "w " * rng.randint(1, 200))
-    parts = urlsplit(base)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if moment == "stall":
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
+    request = stream_request(base, path, "w " * rng.randint(1, 200))
+    reader, writer = await connect(base, receive_buffer=4096 if moment == "stall" else None)
     try:
         if moment == "request":
             writer.write(request[: rng.randrange(len(request))])

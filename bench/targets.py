@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,6 +91,30 @@ def _http_clients(base_url: str, connections: int) -> list[httpx.AsyncClient]:
     ]
 
 
+async def post_stream(
+    client: httpx.AsyncClient,
+    name: str,
+    path: str,
+    body: bytes,
+    separator: bytes,
+    each: Callable[[float, bytes], None],
+) -> None:
+    """POSTs ``body`` and hands every ``separator``-delimited piece of the streamed answer
+    to ``each``, with the time the chunk that completed it arrived; a status other than
+    200 is a ``BadAnswer`` named ``name``."""
+    async with client.stream("POST", path, content=body, headers=JSON_HEADERS) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise BadAnswer(f"{name}: HTTP {response.status_code} {response.text[:200]}")
+        pending = b""
+        async for data in response.aiter_raw():
+            now = time.perf_counter()
+            pending += data
+            *items, pending = pending.split(separator)
+            for item in items:
+                each(now, item)
+
+
 class _HttpTarget:
     """POSTs a pre-serialised body; the stream splits the body on ``separator``."""
 
@@ -114,27 +139,21 @@ class _HttpTarget:
             raise BadAnswer(f"{self.name}: HTTP {response.status_code} {response.text[:200]}")
 
     async def stream(self, trace: StreamTrace) -> None:
-        separator, marker = self._separator, self._done_marker
-        async with next(self._next).stream(
-            "POST", self._stream_path, content=self._stream_body, headers=JSON_HEADERS
-        ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise BadAnswer(f"{self.name}: HTTP {response.status_code} {response.text[:200]}")
-            pending = b""
-            async for data in response.aiter_raw():
-                now = time.perf_counter()
-                pending += data
-                *items, pending = pending.split(separator)
-                for item in items:
-                    if not item.strip():
-                        continue
-                    if marker in item:
-                        trace.done = True
-                    elif item.startswith(b"event: error"):
-                        raise BadAnswer(f"{self.name}: {item[:300]!r}")
-                    else:
-                        trace.arrivals.append(now)
+        marker = self._done_marker
+
+        def each(now: float, item: bytes) -> None:
+            if not item.strip():
+                return
+            if marker in item:
+                trace.done = True
+            elif item.startswith(b"event: error"):
+                raise BadAnswer(f"{self.name}: {item[:300]!r}")
+            else:
+                trace.arrivals.append(now)
+
+        await post_stream(
+            next(self._next), self.name, self._stream_path, self._stream_body, self._separator, each
+        )
         if not trace.done:
             raise BadAnswer(f"{self.name}: stream ended without its final chunk")
 

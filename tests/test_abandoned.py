@@ -6,13 +6,7 @@ released, and it is counted. Raw sockets play the clients, so a test can stop re
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import socket
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -20,7 +14,8 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
-from tests.conftest import RestStarter, StackFactory
+from tests.conftest import RestStarter, StackFactory, wait_until
+from tests.raw_http import connect, stream_request
 from tests.streams import next_event
 
 MODEL = "llama3.2"
@@ -30,52 +25,14 @@ WORD = "x" * 2000
 STREAM_PATHS = ("/chat/stream", "/v1/chat/completions")
 
 
-def stream_body(path: str, message: str) -> dict[str, Any]:
-    if path.startswith("/v1/"):
-        return {"model": MODEL, "messages": [{"role": "user", "content": message}], "stream": True}
-    return {"model": MODEL, "message": message}
-
-
-def http_request(base_url: str, path: str, body: dict[str, Any]) -> bytes:
-    payload = json.dumps(body).encode()
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {urlsplit(base_url).netloc}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
-    )
-    return head.encode() + payload
-
-
-async def connect(base_url: str, receive_buffer: int | None = None) -> tuple[
-    asyncio.StreamReader, asyncio.StreamWriter
-]:
-    """A TCP connection to the REST face; ``receive_buffer`` shrinks the socket's
-    receive buffer, so a client that stops reading stalls the server quickly."""
-    parts = urlsplit(base_url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if receive_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (parts.hostname, parts.port))
-    return await asyncio.open_connection(sock=sock, limit=4096)
-
-
 async def stalled_stream(base_url: str, path: str) -> asyncio.StreamWriter:
     """Starts a long streamed answer, reads its head and first event, then stops reading."""
     reader, writer = await connect(base_url, receive_buffer=4096)
-    writer.write(http_request(base_url, path, stream_body(path, WORD)))
+    writer.write(stream_request(base_url, path, WORD))
     head = await reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     await reader.readuntil(b"\n\n")
     return writer
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    """Polls ``check`` until it holds; fails naming ``what`` after ``timeout`` seconds."""
-    end = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("path", STREAM_PATHS)
@@ -145,7 +102,7 @@ async def test_grpc_streams_cancelled_while_written_are_counted(
 async def cut_at_random(base: str, path: str, rng: random.Random) -> None:
     """One client that leaves at a random moment: mid-request, right after it, after a
     random part of the answer, or after stopping to read; some read to the end."""
-    request = http_request(base, path, stream_body(path, "w " * rng.randint(1, 30)))
+    request = stream_request(base, path, "w " * rng.randint(1, 30))
     moment = rng.choice(["request", "sent", "read", "stall", "end"])
     reader, writer = await connect(base, receive_buffer=4096 if moment == "stall" else None)
     try:

@@ -16,13 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from server.config import ConfigError, Settings
-from tests.conftest import RestStarter, StackFactory
+from tests.conftest import RestStarter, StackFactory, bearer
 
 KEY = "k-3f9a-secret"
-
-
-def bearer(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
 
 
 async def test_grpc_requires_a_key_when_keys_are_configured(

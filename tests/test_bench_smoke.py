@@ -17,26 +17,20 @@ from tests.realmodel import cache_root, ensure
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_smoke_run(tmp_path: Path) -> None:
-    output = tmp_path / "bench.json"
-    argv = [
-        sys.executable,
-        "-m",
-        "bench",
-        "--quick",
-        "--only",
-        "latency",
-        "--rounds",
-        "1",
-        "--latency-requests",
-        "20",
-        "--output",
-        str(output),
-    ]
-    env = {"PATH": os.environ.get("PATH", "")}
-    done = subprocess.run(
+def run_bench(
+    options: list[str], output: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``python -m bench --quick`` with ``options``, its results written to ``output``."""
+    argv = [sys.executable, "-m", "bench", "--quick", *options, "--output", str(output)]
+    return subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
     )
+
+
+def test_bench_smoke_run(tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    options = ["--only", "latency", "--rounds", "1", "--latency-requests", "20"]
+    done = run_bench(options, output, {"PATH": os.environ.get("PATH", "")})
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(output.read_text())
     assert results["machine"]["cpu_count"] == os.cpu_count()
@@ -56,24 +50,9 @@ def test_bench_real_model_phase(tmp_path: Path) -> None:
     straight and through every face, the same answer everywhere."""
     ensure()  # built once, or taken from the cache (scripts/test.sh builds it first)
     output = tmp_path / "bench.json"
-    argv = [
-        sys.executable,
-        "-m",
-        "bench",
-        "--quick",
-        "--only",
-        "realmodel",
-        "--realmodel-streams",
-        "1",
-        "--realmodel-tokens",
-        "8",
-        "--output",
-        str(output),
-    ]
+    options = ["--only", "realmodel", "--realmodel-streams", "1", "--realmodel-tokens", "8"]
     env = {"PATH": os.environ.get("PATH", ""), "LLM_CACHE_DIR": str(cache_root())}
-    done = subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False
-    )
+    done = run_bench(options, output, env)
     assert done.returncode == 0, done.stderr[-3000:]
     real = json.loads(output.read_text())["realmodel"]
     assert set(real["median"]) == {"direct", "grpc", "rest", "openai", "ollama"}

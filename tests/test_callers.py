@@ -14,7 +14,7 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.config import ConfigError, Settings
-from tests.conftest import RestStarter, StackFactory
+from tests.conftest import RestStarter, StackFactory, bearer
 
 RAG_KEY = "rag-secret-key"
 ADMIN_KEY = "admin-secret-key"
@@ -30,10 +30,6 @@ name = "ops"
 key_sha256 = "{hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}"
 admin = true
 """
-
-
-def bearer(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
 
 
 @pytest.fixture

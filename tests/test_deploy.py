@@ -18,7 +18,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from packaging.utils import canonicalize_name
 from ollama_emulator import Emulator
 from server import eventloop
 from server.config import Settings
+from tests.conftest import free_port
 from tests.deploy_files import (
     ROOT,
     Stage,
@@ -115,13 +115,6 @@ def service(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     found = services[name]
     assert isinstance(found, dict)
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def healthcheck_argv(check: Mapping[str, Any]) -> list[str]:
@@ -769,11 +762,11 @@ def _tail(log: Path, lines: int = 60) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _wait_until_serving(
-    proc: subprocess.Popen[bytes], rest_port: int, deadline: float, log: Path
-) -> None:
-    """Polls /health until it is 200 (start-up, not synchronisation: a bounded retry)."""
-    url = f"http://127.0.0.1:{rest_port}/health"
+def _wait_for_200(
+    proc: subprocess.Popen[bytes], rest_port: int, path: str, deadline: float, log: Path
+) -> httpx.Response:
+    """Polls ``path`` until it is 200 (start-up, not synchronisation: a bounded retry)."""
+    url = f"http://127.0.0.1:{rest_port}{path}"
     give_up = time.monotonic() + deadline
     last = "no answer"
     while time.monotonic() < give_up:
@@ -785,11 +778,18 @@ def _wait_until_serving(
             last = repr(exc)
         else:
             if reply.status_code == 200:
-                assert reply.json()["status"] == "healthy", reply.text
-                return
+                return reply
             last = f"{reply.status_code} {reply.text}"
         time.sleep(0.1)
     pytest.fail(f"{url} not 200 within {deadline} s (last: {last})\n{_tail(log)}")
+
+
+def _wait_until_serving(
+    proc: subprocess.Popen[bytes], rest_port: int, deadline: float, log: Path
+) -> None:
+    """Until /health is 200, and healthy."""
+    reply = _wait_for_200(proc, rest_port, "/health", deadline, log)
+    assert reply.json()["status"] == "healthy", reply.text
 
 
 def _check_grpc_health(grpc_port: int) -> None:
@@ -1191,7 +1191,7 @@ def test_readme_quick_start_works_right_after_the_run_command(tmp_path: Path) ->
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_until_live(service_proc, ports["8005"], INSTALL_DEADLINE, log)
+        _wait_for_200(service_proc, ports["8005"], "/livez", INSTALL_DEADLINE, log)
         emulator = subprocess.Popen(
             ["bash", "-c", f"exec {here(emulator_command)}"],
             cwd=tmp_path,
@@ -1337,24 +1337,6 @@ def test_demo_without_a_compiler_says_so_before_building(tmp_path: Path) -> None
     assert done.returncode == 1, done.stdout + done.stderr
     assert "needs a C++ compiler" in done.stderr, done.stderr
     assert not (tmp_path / "empty-cache").exists(), "nothing is downloaded or built"
-
-
-def _wait_until_live(
-    proc: subprocess.Popen[bytes], rest_port: int, deadline: float, log: Path
-) -> None:
-    """Polls /livez until it is 200 (start-up, not synchronisation: a bounded retry)."""
-    url = f"http://127.0.0.1:{rest_port}/livez"
-    give_up = time.monotonic() + deadline
-    while time.monotonic() < give_up:
-        if proc.poll() is not None:
-            pytest.fail(f"exited with {proc.returncode} before serving\n{_tail(log)}")
-        try:
-            if httpx.get(url, timeout=5.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"{url} not 200 within {deadline} s\n{_tail(log)}")
 
 
 def test_readme_names_paths_that_exist() -> None:

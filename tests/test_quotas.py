@@ -16,11 +16,12 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
+from rest_shim.stub import StreamCall
 from server.config import Settings
-from tests.conftest import RestStarter, StackFactory
+from tests.conftest import RestStarter, Stack, StackFactory, bearer, free_port, headers
 from tests.streams import next_event
 from tests.test_inprocess import trailer
-from tests.test_shutdown import Service, free_port
+from tests.test_shutdown import Service
 
 LIMITED_KEY = "limited-key"
 FREE_KEY = "free-key"
@@ -36,14 +37,6 @@ def callers(tmp_path: Path, limits: str) -> Settings:
     return Settings.from_env({"LLM_CALLERS_FILE": str(path)})
 
 
-def bearer(key: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {key}"),)
-
-
-def headers(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
-
-
 async def inside_one_minute(needed: float = 20.0) -> None:
     """Rate windows are calendar minutes (UTC): start where ``needed`` seconds of
     requests fall in one minute, not across two."""
@@ -56,6 +49,22 @@ def retry_after(value: str, window: int) -> int:
     seconds = int(value)
     assert 1 <= seconds <= window
     return seconds
+
+
+async def one_generation_running(
+    make_stack: StackFactory, emulator: Emulator, tmp_path: Path
+) -> tuple[Stack, StreamCall]:
+    """A stack where the limited caller may run one generation at once, and that one
+    running: a stream of the limited caller, its first event read, the answer long."""
+    named = callers(tmp_path, "max_concurrent = 1")
+    stack = await make_stack(
+        callers=named.callers, data_dir=str(tmp_path / "data"), max_tokens=1_000_000
+    )
+    emulator.faults.answer_tokens = 100_000
+    request = pb.ChatStreamRequest(request=pb.ChatRequest(message="long", model=MODEL))
+    running = stack.stub.ChatStream(request, metadata=bearer(LIMITED_KEY))
+    assert (await next_event(running)).content
+    return stack, running
 
 
 async def test_over_its_rate_a_caller_is_refused_on_every_face(
@@ -128,14 +137,7 @@ async def test_a_day_of_tokens_then_refused_until_midnight(
 async def test_generations_at_once_and_the_lease_given_back(
     make_stack: StackFactory, emulator: Emulator, tmp_path: Path
 ) -> None:
-    named = callers(tmp_path, "max_concurrent = 1")
-    stack = await make_stack(
-        callers=named.callers, data_dir=str(tmp_path / "data"), max_tokens=1_000_000
-    )
-    emulator.faults.answer_tokens = 100_000
-    request = pb.ChatStreamRequest(request=pb.ChatRequest(message="long", model=MODEL))
-    running = stack.stub.ChatStream(request, metadata=bearer(LIMITED_KEY))
-    assert (await next_event(running)).content
+    stack, running = await one_generation_running(make_stack, emulator, tmp_path)
     emulator.faults.answer_tokens = None
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.stub.Chat(

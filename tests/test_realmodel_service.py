@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from starlette.routing import Route
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, ThreadedServer
 from server.config import Upstream
-from tests.conftest import RestStarter, Stack, StackFactory
+from tests.conftest import RestStarter, Stack, StackFactory, wait_until
 from tests.realmodel import LlamaServer, ensure
 
 pytestmark = pytest.mark.realmodel
@@ -46,14 +46,6 @@ async def busy_slots(server: LlamaServer) -> int:
     async with httpx.AsyncClient(timeout=10) as http:
         slots = (await http.get(f"{server.url}/slots")).json()
     return sum(bool(s["is_processing"]) for s in slots)
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -30,11 +30,9 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from ollama_emulator import Emulator
 from rest_shim.openai_params import openai_param
 from server.rich_errors import DOMAIN
-from tests.conftest import LocalShimStarter, Stack, StackFactory
-from tests.streams import next_event
-from tests.test_features import _grpcurl
+from tests.conftest import LocalShimStarter, Stack, StackFactory, bearer, grpcurl
 from tests.test_inprocess import trailer
-from tests.test_quotas import LIMITED_KEY, MODEL, bearer, callers
+from tests.test_quotas import LIMITED_KEY, MODEL, one_generation_running
 
 TOO_MANY = 1_000_000
 # A PNG's first bytes: the service checks none of it, the model's capabilities refuse it.
@@ -181,14 +179,7 @@ async def test_fields_of_embeddings_and_options(stack: Stack) -> None:
 async def test_a_quota_refusal_says_when_to_retry(
     make_stack: StackFactory, emulator: Emulator, tmp_path: Path
 ) -> None:
-    named = callers(tmp_path, "max_concurrent = 1")
-    stack = await make_stack(
-        callers=named.callers, data_dir=str(tmp_path / "data"), max_tokens=1_000_000
-    )
-    emulator.faults.answer_tokens = 100_000
-    request = pb.ChatStreamRequest(request=pb.ChatRequest(message="long", model=MODEL))
-    running = stack.stub.ChatStream(request, metadata=bearer(LIMITED_KEY))
-    assert (await next_event(running)).content
+    stack, running = await one_generation_running(make_stack, emulator, tmp_path)
     try:
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stack.stub.Chat(
@@ -259,7 +250,7 @@ async def test_grpcurl_shows_the_details(stack: Stack) -> None:
     done = await asyncio.to_thread(
         subprocess.run,
         [
-            _grpcurl(),
+            grpcurl(),
             "-plaintext",
             "-format-error",
             "-d",

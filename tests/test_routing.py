@@ -5,8 +5,7 @@ policy. Two or three emulators hold different models, as Ollama hosts do."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
@@ -15,7 +14,7 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, ModelSpec, default_models
-from tests.conftest import RestStarter, StackFactory
+from tests.conftest import RestStarter, StackFactory, wait_until
 
 LLAMA31 = ModelSpec(
     name="llama3.1:8b",
@@ -42,14 +41,6 @@ def host_a() -> Iterator[Emulator]:
 def host_b() -> Iterator[Emulator]:
     with Emulator(models("llama3.1:8b")) as emu:
         yield emu
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 def chat(model: str, message: str = "hi") -> pb.ChatRequest:

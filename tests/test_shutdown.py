@@ -22,17 +22,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from ollama_emulator import Emulator
-from tests.conftest import StackFactory
+from tests.conftest import StackFactory, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = " ".join(f"w{i}" for i in range(15))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Service:
@@ -61,7 +54,8 @@ class Service:
                 if httpx.get(url, timeout=1.0).status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise AssertionError(f"service not ready within {limit} s:\n{self.output()}")
 
     def output(self) -> str:
