@@ -36,6 +36,7 @@ MAX_SAMPLES = 512
 MAX_MODELS = 64
 DAY_SECONDS = 24 * 3600
 
+
 def nearest_rank(ordered: list[float], q: float) -> float:
     """Nearest-rank percentile of sorted values; 0 when there are none."""
     if not ordered:

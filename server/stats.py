@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from server.history import History
+from server.history import History, nearest_rank
 
 WINDOW = 2048
 MAX_MODELS = 64
@@ -100,21 +100,13 @@ class _Bucket:
             average_generation_time_ms=(
                 self.duration_sum_ms / self.successes if self.successes else 0.0
             ),
-            p50_generation_time_ms=_percentile(durations, 0.50),
-            p95_generation_time_ms=_percentile(durations, 0.95),
+            p50_generation_time_ms=nearest_rank(durations, 0.50),
+            p95_generation_time_ms=nearest_rank(durations, 0.95),
             average_time_to_first_token_ms=_mean(self.ttft_ms),
             average_tokens_per_second=_mean(self.tps),
             streams=self.streams,
             fallbacks=self.fallbacks,
         )
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of sorted values; 0 when there are none."""
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def _mean(values: deque[float]) -> float:
