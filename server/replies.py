@@ -15,6 +15,7 @@ from google.protobuf import struct_pb2
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.calls import Call
+from server.errors import OllamaError
 
 JsonObject = dict[str, Any]
 EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "jina-bert-v2"})
@@ -237,3 +238,23 @@ def generate_final(final: JsonObject, call: Call) -> pb.GenerateStreamResponse:
     )
     event.timestamp.GetCurrentTime()
     return event
+
+
+def embed_reply(data: JsonObject, call: Call, inputs: int) -> pb.EmbedResponse:
+    """The embeddings of ``inputs`` inputs, one each (Ollama's answer is checked)."""
+    vectors = data.get("embeddings") or []
+    if len(vectors) != inputs:
+        raise OllamaError(
+            f"Ollama returned {len(vectors)} embeddings for {inputs} inputs (model '{call.model}')"
+        )
+    call.prompt_tokens = int(data.get("prompt_eval_count") or 0)
+    reply = pb.EmbedResponse(
+        model=str(data.get("model") or call.model),
+        embeddings=[pb.Embedding(values=v) for v in vectors],
+        dimensions=len(vectors[0]) if vectors else 0,
+        prompt_tokens=call.prompt_tokens,
+        generation_time_ms=call.elapsed_ms(),
+        durations=durations(data),
+    )
+    reply.timestamp.GetCurrentTime()
+    return reply
