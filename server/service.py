@@ -90,8 +90,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 payload = await self._chat(request, model, call)
                 data = await self._gen.answer(call, lambda c: c.chat(payload, call.remaining()))
                 reply = replies.chat_reply(data, call)
-                if not (reply.response or reply.tool_calls):
-                    self._gen.check_answered(call, reply.done_reason, payload)
+                self._gen.check_answered(call, reply, payload)
                 return reply
 
             reply = await self._gen.with_fallbacks(call, self._model(request), attempt)
@@ -122,8 +121,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 payload = await self._generate(request, model, call)
                 data = await self._gen.answer(call, lambda c: c.generate(payload, call.remaining()))
                 reply = replies.generate_reply(data, call)
-                if not reply.response:
-                    self._gen.check_answered(call, reply.done_reason, payload)
+                self._gen.check_answered(call, reply, payload)
                 return reply
 
             reply = await self._gen.with_fallbacks(call, self._model(request), attempt)
