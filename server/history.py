@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,7 +108,7 @@ class History:
         self._slices: deque[_Slice] = deque()
         self._failures: deque[_Failure] = deque(maxlen=MAX_FAILURES)
         self._day = int(self._started // DAY_SECONDS)
-        self._models: dict[str, _ModelDay] = {}
+        self._models: defaultdict[str, _ModelDay] = defaultdict(_ModelDay)
         self._rng = random.Random(0)
 
     def record(self, r: RequestRecord) -> None:
@@ -134,7 +134,7 @@ class History:
             )
         self._roll_day(now)
         model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
-        day = self._models.setdefault(model or "other", _ModelDay())
+        day = self._models[model or "other"]
         day.requests += 1
         day.failures += int(r.outcome.value == "failure")
         day.prompt_tokens += r.prompt_tokens

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -116,9 +116,9 @@ def _mean(values: deque[float]) -> float:
 class StatsRecorder:
     def __init__(self) -> None:
         self._totals = _Bucket()
-        self._models: dict[str, _Bucket] = {}
-        self._methods: dict[str, _Bucket] = {}
-        self._callers: dict[str, _Bucket] = {}
+        self._models: defaultdict[str, _Bucket] = defaultdict(_Bucket)
+        self._methods: defaultdict[str, _Bucket] = defaultdict(_Bucket)
+        self._callers: defaultdict[str, _Bucket] = defaultdict(_Bucket)
         self._started_wall = datetime.now(UTC)
         self._started = time.monotonic()
         self._last_request: datetime | None = None
@@ -130,9 +130,9 @@ class StatsRecorder:
         self._totals.add(r)
         self._wake()
         model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
-        self._models.setdefault(model or OTHER_MODEL, _Bucket()).add(r)
-        self._methods.setdefault(r.method, _Bucket()).add(r)
-        self._callers.setdefault(r.caller, _Bucket()).add(r)  # configured names only
+        self._models[model or OTHER_MODEL].add(r)
+        self._methods[r.method].add(r)
+        self._callers[r.caller].add(r)  # configured names only
         self.history.record(r)
 
     def _wake(self) -> None:
