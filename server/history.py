@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,7 +34,16 @@ BUCKETS = WINDOW_SECONDS // BUCKET_SECONDS
 MAX_FAILURES = 100
 MAX_SAMPLES = 512
 MAX_MODELS = 64
+OTHER_MODEL = "other"
 DAY_SECONDS = 24 * 3600
+
+
+def model_key(model: str, held: Collection[str]) -> str:
+    """``model``'s key in a per-model table holding ``held``: "other" once the table
+    holds MAX_MODELS models (and for no model)."""
+    if model and (model in held or len(held) < MAX_MODELS):
+        return model
+    return OTHER_MODEL
 
 
 def nearest_rank(ordered: list[float], q: float) -> float:
@@ -133,8 +142,7 @@ class History:
                 )
             )
         self._roll_day(now)
-        model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
-        day = self._models[model or "other"]
+        day = self._models[model_key(r.model, self._models)]
         day.requests += 1
         day.failures += int(r.outcome.value == "failure")
         day.prompt_tokens += r.prompt_tokens

@@ -16,11 +16,9 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from server.history import History, nearest_rank
+from server.history import History, model_key, nearest_rank
 
 WINDOW = 2048
-MAX_MODELS = 64
-OTHER_MODEL = "other"
 
 
 class Outcome(Enum):
@@ -129,8 +127,7 @@ class StatsRecorder:
         self._last_request = datetime.now(UTC)
         self._totals.add(r)
         self._wake()
-        model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
-        self._models[model or OTHER_MODEL].add(r)
+        self._models[model_key(r.model, self._models)].add(r)
         self._methods[r.method].add(r)
         self._callers[r.caller].add(r)  # configured names only
         self.history.record(r)
