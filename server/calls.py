@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -31,6 +31,7 @@ from server.usage.store import Row
 log = logging.getLogger("llm.requests")
 
 Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
 
 
 @dataclass
@@ -149,9 +150,8 @@ class CallTracker:
             self._finish(call, Outcome.SUCCESS, "", counted)
             context.set_trailing_metadata(((REQUEST_ID_HEADER, call.request_id),))
         finally:
-            _reset(token)
-            with contextlib.suppress(ValueError):
-                current_call.reset(call_token)
+            _reset(request_id, token)
+            _reset(current_call, call_token)
 
     async def _abort(self, call: Call, exc: LlmError, context: Context, counted: bool) -> None:
         if exc.code in ("invalid_argument", "model_not_found"):
@@ -243,12 +243,12 @@ class CallTracker:
         )
 
 
-def _reset(token: contextvars.Token[str]) -> None:
-    """Restores the request id of the caller's context. A block left from another
+def _reset(var: contextvars.ContextVar[T], token: contextvars.Token[T]) -> None:
+    """Restores ``var`` as the caller's context had it. A block left from another
     context (an abandoned generator finalised elsewhere) cannot reset it, and must not
     fail because of it: that context's value is simply left."""
     with contextlib.suppress(ValueError):
-        request_id.reset(token)
+        var.reset(token)
 
 
 def _metadata(context: Context) -> tuple[str, str, str | None]:

@@ -13,7 +13,7 @@ import logging
 import time
 
 from server.errors import InvalidArgument, LlmError
-from server.hosts import OllamaPool
+from server.hosts import Host, OllamaPool
 from server.ollama_client import JsonObject
 
 log = logging.getLogger("llm.catalog")
@@ -56,14 +56,13 @@ class Catalog:
         answer is left out (and logged), the others still count."""
         hosts = [h for h in self._pool.hosts if h.up]
 
-        async def one(url: str) -> list[JsonObject]:
-            client = next(h.client for h in hosts if h.url == url)
+        async def one(host: Host) -> list[JsonObject]:
             try:
                 async with asyncio.timeout(self._timeout):
-                    return await client.running()
+                    return await host.client.running()
             except (LlmError, TimeoutError) as exc:
-                log.warning("MODELS %s did not list its loaded models: %s", url, exc)
+                log.warning("MODELS %s did not list its loaded models: %s", host.url, exc)
                 return []
 
-        answers = await asyncio.gather(*(one(h.url) for h in hosts))
+        answers = await asyncio.gather(*(one(h) for h in hosts))
         return [(h.url, m) for h, models in zip(hosts, answers, strict=True) for m in models]

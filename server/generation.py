@@ -54,7 +54,9 @@ log = logging.getLogger("llm.generation")
 T = TypeVar("T")
 JsonObject = dict[str, Any]
 Event = Callable[[JsonObject, Call], Message | None]
-Final = Callable[[JsonObject, Call], Message]
+Final = Callable[[JsonObject, Call], pb.ChatStreamResponse | pb.GenerateStreamResponse]
+# What ends an answer: a reply, or a stream's last event.
+Ending = pb.ChatResponse | pb.GenerateResponse | pb.ChatStreamResponse | pb.GenerateStreamResponse
 # What a fallback model may answer for: the model could not run, not a bad request.
 FALLS_BACK = (
     ModelNotFound,
@@ -93,15 +95,11 @@ class Generations:
         """``attempt(model)`` for the model asked for, then its fallbacks in turn."""
         if not call.caller.allows(requested):
             call.model = requested
-            raise PermissionDenied(
-                f"caller '{call.caller.name}' may not use model '{requested}'"
-            )
+            raise PermissionDenied(f"caller '{call.caller.name}' may not use model '{requested}'")
         async with self._quotas.admitted(call):
             return await self._chain(call, requested, attempt)
 
-    async def _chain(
-        self, call: Call, requested: str, attempt: Callable[[str], Awaitable[T]]
-    ) -> T:
+    async def _chain(self, call: Call, requested: str, attempt: Callable[[str], Awaitable[T]]) -> T:
         chain = [m for m in self.chain(requested) if call.caller.allows(m)]
         for i, model in enumerate(chain):
             call.model, call.reasoning = model, False
@@ -137,10 +135,11 @@ class Generations:
             payload["options"]["num_predict"] += budget
             call.reasoning = True
 
-    def check_answered(self, call: Call, done_reason: str, payload: JsonObject) -> None:
+    def check_answered(self, call: Call, ending: Ending, payload: JsonObject) -> None:
         """A reasoning model that hit the token limit without a word of answer fails
-        explicitly, never as an empty success."""
-        if call.reasoning and done_reason == "length":
+        explicitly, never as an empty success. ``ending`` is the reply, or the last
+        event of a stream that has sent no answer before it."""
+        if call.reasoning and ending.done_reason == "length" and not _answers(ending):
             limit = payload["options"]["num_predict"]
             raise ReasoningExhausted(
                 f"model '{call.model}' spent all {limit} tokens it was allowed reasoning "
@@ -192,8 +191,8 @@ class Generations:
                 async for chunk in chunks:
                     if chunk.get("done"):
                         last = final(chunk, call)
-                        if not (answered or _answers(last)):
-                            self.check_answered(call, str(chunk.get("done_reason")), payload)
+                        if not answered:
+                            self.check_answered(call, last, payload)
                         await _write(context, _stamped(last, call))
                         return
                     message = event(chunk, call)
@@ -221,7 +220,8 @@ def _stamped(message: Message, call: Call) -> Message:
 
 
 def _answers(message: Message) -> bool:
-    """Whether a stream event carries answer (not only reasoning): text or tool calls."""
+    """Whether a reply or stream event carries answer (not only reasoning): text or tool
+    calls."""
     return bool(
         getattr(message, "content", "")
         or getattr(message, "response", "")

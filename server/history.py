@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import defaultdict, deque
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,7 +34,17 @@ BUCKETS = WINDOW_SECONDS // BUCKET_SECONDS
 MAX_FAILURES = 100
 MAX_SAMPLES = 512
 MAX_MODELS = 64
+OTHER_MODEL = "other"
 DAY_SECONDS = 24 * 3600
+
+
+def model_key(model: str, held: Collection[str]) -> str:
+    """``model``'s key in a per-model table holding ``held``: "other" once the table
+    holds MAX_MODELS models (and for no model)."""
+    if model and (model in held or len(held) < MAX_MODELS):
+        return model
+    return OTHER_MODEL
+
 
 def nearest_rank(ordered: list[float], q: float) -> float:
     """Nearest-rank percentile of sorted values; 0 when there are none."""
@@ -107,7 +117,7 @@ class History:
         self._slices: deque[_Slice] = deque()
         self._failures: deque[_Failure] = deque(maxlen=MAX_FAILURES)
         self._day = int(self._started // DAY_SECONDS)
-        self._models: dict[str, _ModelDay] = {}
+        self._models: defaultdict[str, _ModelDay] = defaultdict(_ModelDay)
         self._rng = random.Random(0)
 
     def record(self, r: RequestRecord) -> None:
@@ -132,8 +142,7 @@ class History:
                 )
             )
         self._roll_day(now)
-        model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
-        day = self._models.setdefault(model or "other", _ModelDay())
+        day = self._models[model_key(r.model, self._models)]
         day.requests += 1
         day.failures += int(r.outcome.value == "failure")
         day.prompt_tokens += r.prompt_tokens

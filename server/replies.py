@@ -15,6 +15,7 @@ from google.protobuf import struct_pb2
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.calls import Call
+from server.errors import OllamaError
 
 JsonObject = dict[str, Any]
 EMBEDDING_FAMILIES = frozenset({"bert", "nomic-bert", "xlm-roberta", "jina-bert-v2"})
@@ -145,22 +146,38 @@ def count(call: Call, data: JsonObject) -> None:
     call.tokens_per_second = tokens_per_second(data)
 
 
-def chat_reply(data: JsonObject, call: Call) -> pb.ChatResponse:
+def _ended(data: JsonObject, call: Call) -> JsonObject:
+    """The fields of every message that ends an answer (a reply, or a stream's last
+    event), once its counts are on the call."""
     count(call, data)
+    return {
+        "model": str(data.get("model") or call.model),
+        "done_reason": str(data.get("done_reason") or "stop"),
+        "prompt_tokens": call.prompt_tokens,
+        "response_tokens": call.response_tokens,
+        "total_tokens": call.prompt_tokens + call.response_tokens,
+        "generation_time_ms": call.elapsed_ms(),
+        "logprobs": logprobs(data),
+        "durations": durations(data),
+    }
+
+
+def _stream_ended(final: JsonObject, call: Call) -> JsonObject:
+    """``_ended`` for a stream's last event, with the stream's own timings."""
+    fields = _ended(final, call)
+    fields["time_to_first_token_ms"] = call.time_to_first_token_ms or 0.0
+    fields["tokens_per_second"] = call.tokens_per_second or 0.0
+    return fields
+
+
+def chat_reply(data: JsonObject, call: Call) -> pb.ChatResponse:
     message = data.get("message") or {}
     reply = pb.ChatResponse(
         response=str(message.get("content") or ""),
         thinking=str(message.get("thinking") or ""),
-        model=str(data.get("model") or call.model),
-        prompt_tokens=call.prompt_tokens,
-        response_tokens=call.response_tokens,
-        total_tokens=call.prompt_tokens + call.response_tokens,
-        generation_time_ms=call.elapsed_ms(),
-        done_reason=str(data.get("done_reason") or "stop"),
         load_time_ms=ns_to_ms(data.get("load_duration")),
         tool_calls=tool_calls(message),
-        logprobs=logprobs(data),
-        durations=durations(data),
+        **_ended(data, call),
     )
     reply.timestamp.GetCurrentTime()
     return reply
@@ -181,39 +198,21 @@ def chat_event(chunk: JsonObject, call: Call) -> pb.ChatStreamResponse | None:
 
 
 def chat_final(final: JsonObject, call: Call) -> pb.ChatStreamResponse:
-    count(call, final)
     event = pb.ChatStreamResponse(
         done=True,
-        model=str(final.get("model") or call.model),
-        done_reason=str(final.get("done_reason") or "stop"),
-        prompt_tokens=call.prompt_tokens,
-        response_tokens=call.response_tokens,
-        total_tokens=call.prompt_tokens + call.response_tokens,
-        generation_time_ms=call.elapsed_ms(),
-        time_to_first_token_ms=call.time_to_first_token_ms or 0.0,
-        tokens_per_second=call.tokens_per_second or 0.0,
         tool_calls=tool_calls(final.get("message") or {}),
-        logprobs=logprobs(final),
-        durations=durations(final),
+        **_stream_ended(final, call),
     )
     event.timestamp.GetCurrentTime()
     return event
 
 
 def generate_reply(data: JsonObject, call: Call) -> pb.GenerateResponse:
-    count(call, data)
     reply = pb.GenerateResponse(
         response=str(data.get("response") or ""),
         thinking=str(data.get("thinking") or ""),
-        model=str(data.get("model") or call.model),
-        prompt_tokens=call.prompt_tokens,
-        response_tokens=call.response_tokens,
-        total_tokens=call.prompt_tokens + call.response_tokens,
-        generation_time_ms=call.elapsed_ms(),
-        done_reason=str(data.get("done_reason") or "stop"),
         context=[int(t) for t in data.get("context") or []],
-        durations=durations(data),
-        logprobs=logprobs(data),
+        **_ended(data, call),
     )
     reply.timestamp.GetCurrentTime()
     return reply
@@ -231,21 +230,31 @@ def generate_event(chunk: JsonObject, call: Call) -> pb.GenerateStreamResponse |
 
 
 def generate_final(final: JsonObject, call: Call) -> pb.GenerateStreamResponse:
-    count(call, final)
     event = pb.GenerateStreamResponse(
         done=True,
         response=str(final.get("response") or ""),
-        model=str(final.get("model") or call.model),
-        done_reason=str(final.get("done_reason") or "stop"),
-        prompt_tokens=call.prompt_tokens,
-        response_tokens=call.response_tokens,
-        total_tokens=call.prompt_tokens + call.response_tokens,
-        generation_time_ms=call.elapsed_ms(),
-        time_to_first_token_ms=call.time_to_first_token_ms or 0.0,
-        tokens_per_second=call.tokens_per_second or 0.0,
         context=[int(t) for t in final.get("context") or []],
-        durations=durations(final),
-        logprobs=logprobs(final),
+        **_stream_ended(final, call),
     )
     event.timestamp.GetCurrentTime()
     return event
+
+
+def embed_reply(data: JsonObject, call: Call, inputs: int) -> pb.EmbedResponse:
+    """The embeddings of ``inputs`` inputs, one each (Ollama's answer is checked)."""
+    vectors = data.get("embeddings") or []
+    if len(vectors) != inputs:
+        raise OllamaError(
+            f"Ollama returned {len(vectors)} embeddings for {inputs} inputs (model '{call.model}')"
+        )
+    call.prompt_tokens = int(data.get("prompt_eval_count") or 0)
+    reply = pb.EmbedResponse(
+        model=str(data.get("model") or call.model),
+        embeddings=[pb.Embedding(values=v) for v in vectors],
+        dimensions=len(vectors[0]) if vectors else 0,
+        prompt_tokens=call.prompt_tokens,
+        generation_time_ms=call.elapsed_ms(),
+        durations=durations(data),
+    )
+    reply.timestamp.GetCurrentTime()
+    return reply

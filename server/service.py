@@ -18,7 +18,6 @@ from server import replies
 from server.calls import Call, CallTracker, Context
 from server.catalog import Catalog
 from server.config import Settings
-from server.errors import OllamaError
 from server.generation import Generations
 from server.health import OllamaHealthServicer, has_model
 from server.hosts import Host, OllamaPool
@@ -91,8 +90,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 payload = await self._chat(request, model, call)
                 data = await self._gen.answer(call, lambda c: c.chat(payload, call.remaining()))
                 reply = replies.chat_reply(data, call)
-                if not (reply.response or reply.tool_calls):
-                    self._gen.check_answered(call, reply.done_reason, payload)
+                self._gen.check_answered(call, reply, payload)
                 return reply
 
             reply = await self._gen.with_fallbacks(call, self._model(request), attempt)
@@ -123,8 +121,7 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 payload = await self._generate(request, model, call)
                 data = await self._gen.answer(call, lambda c: c.generate(payload, call.remaining()))
                 reply = replies.generate_reply(data, call)
-                if not reply.response:
-                    self._gen.check_answered(call, reply.done_reason, payload)
+                self._gen.check_answered(call, reply, payload)
                 return reply
 
             reply = await self._gen.with_fallbacks(call, self._model(request), attempt)
@@ -180,30 +177,11 @@ class LlmService(pb_grpc.LlmServiceServicer):
             async def attempt(model: str) -> pb.EmbedResponse:
                 payload = embed_payload(_for_model(request, model), self._settings)
                 data = await self._gen.answer(call, lambda c: c.embed(payload, call.remaining()))
-                return self._embedded(data, request, call)
+                return replies.embed_reply(data, call, len(request.input))
 
             requested = model_name(request.model, self._settings.embedding_model)
             reply = await self._gen.with_fallbacks(call, requested, attempt)
             reply.fallback_from = call.fallback_from
-        return reply
-
-    def _embedded(self, data: JsonObject, request: pb.EmbedRequest, call: Call) -> pb.EmbedResponse:
-        vectors = data.get("embeddings") or []
-        if len(vectors) != len(request.input):
-            raise OllamaError(
-                f"Ollama returned {len(vectors)} embeddings for {len(request.input)} "
-                f"inputs (model '{call.model}')"
-            )
-        call.prompt_tokens = int(data.get("prompt_eval_count") or 0)
-        reply = pb.EmbedResponse(
-            model=str(data.get("model") or call.model),
-            embeddings=[pb.Embedding(values=v) for v in vectors],
-            dimensions=len(vectors[0]) if vectors else 0,
-            prompt_tokens=call.prompt_tokens,
-            generation_time_ms=call.elapsed_ms(),
-            durations=replies.durations(data),
-        )
-        reply.timestamp.GetCurrentTime()
         return reply
 
     async def ListModels(
@@ -321,7 +299,7 @@ def _for_model(request: M, model: str) -> M:
 
 
 def _status(host: Host) -> str:
-    """"up", "down", or "not ready" (it answers, and says it is still loading)."""
+    """A host's status: "up", "down", or "not ready" (it answers, and says it is still loading)."""
     if host.up:
         return "up"
     return "not ready" if host.not_ready else "down"

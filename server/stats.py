@@ -10,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 
 from generated.llm.v1 import llm_service_pb2 as pb
-from server.history import History
+from server.history import History, model_key, nearest_rank
 
 WINDOW = 2048
-MAX_MODELS = 64
-OTHER_MODEL = "other"
 
 
 class Outcome(Enum):
@@ -100,21 +98,13 @@ class _Bucket:
             average_generation_time_ms=(
                 self.duration_sum_ms / self.successes if self.successes else 0.0
             ),
-            p50_generation_time_ms=_percentile(durations, 0.50),
-            p95_generation_time_ms=_percentile(durations, 0.95),
+            p50_generation_time_ms=nearest_rank(durations, 0.50),
+            p95_generation_time_ms=nearest_rank(durations, 0.95),
             average_time_to_first_token_ms=_mean(self.ttft_ms),
             average_tokens_per_second=_mean(self.tps),
             streams=self.streams,
             fallbacks=self.fallbacks,
         )
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of sorted values; 0 when there are none."""
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def _mean(values: deque[float]) -> float:
@@ -124,9 +114,9 @@ def _mean(values: deque[float]) -> float:
 class StatsRecorder:
     def __init__(self) -> None:
         self._totals = _Bucket()
-        self._models: dict[str, _Bucket] = {}
-        self._methods: dict[str, _Bucket] = {}
-        self._callers: dict[str, _Bucket] = {}
+        self._models: defaultdict[str, _Bucket] = defaultdict(_Bucket)
+        self._methods: defaultdict[str, _Bucket] = defaultdict(_Bucket)
+        self._callers: defaultdict[str, _Bucket] = defaultdict(_Bucket)
         self._started_wall = datetime.now(UTC)
         self._started = time.monotonic()
         self._last_request: datetime | None = None
@@ -137,10 +127,9 @@ class StatsRecorder:
         self._last_request = datetime.now(UTC)
         self._totals.add(r)
         self._wake()
-        model = r.model if r.model in self._models or len(self._models) < MAX_MODELS else ""
-        self._models.setdefault(model or OTHER_MODEL, _Bucket()).add(r)
-        self._methods.setdefault(r.method, _Bucket()).add(r)
-        self._callers.setdefault(r.caller, _Bucket()).add(r)  # configured names only
+        self._models[model_key(r.model, self._models)].add(r)
+        self._methods[r.method].add(r)
+        self._callers[r.caller].add(r)  # configured names only
         self.history.record(r)
 
     def _wake(self) -> None:
