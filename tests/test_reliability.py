@@ -152,7 +152,9 @@ async def test_concurrency_cap_queues_then_refuses_with_retry_after(
 ) -> None:
     stack = await make_stack(max_concurrent=1, max_queue=1, queue_timeout=30.0)
     url = await serve_rest(stack)
-    emulator.faults.token_delay = 0.05
+    # slow enough (about 2 s) that the first answer still runs, and the second still
+    # queues, while the third request goes through the REST face on a loaded machine
+    emulator.faults.token_delay = 0.3
     running = asyncio.ensure_future(stack.stub.Chat(chat("one two three four five")))
     assert await emulator.wait_for_active_async(1, timeout=5)
     queued = asyncio.ensure_future(stack.stub.Chat(chat("six seven")))
