@@ -15,23 +15,19 @@ one), LLM_CACHE_DIR (the build cache, default ``~/.cache/llm-service``).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from tests.realmodel import LISTENING, Artifacts, build_dir, ensure, model_path
+from tests.realmodel import Artifacts, LlamaServer, build_dir, ensure, model_path
 
 MODEL = "smollm2"
 SLOTS = 2
@@ -41,7 +37,6 @@ SLOTS = 2
 QWEN_IDENTITY = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 DEFAULT_SYSTEM = "You are a helpful assistant."
 READY_TIMEOUT = 120.0
-STOP_TIMEOUT = 10.0
 
 
 class Stopped(BaseException):
@@ -84,83 +79,21 @@ def chat_template(artifacts: Artifacts, workdir: Path) -> list[str]:
     return ["--chat-template-file", str(path)]
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when this process dies, even by SIGKILL."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Llama:
-    """llama-server in a session of its own: the terminal's Ctrl-C reaches the service
-    only, which drains its streams while llama-server still answers them."""
-
-    def __init__(self, argv: Sequence[str], log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                return int(response.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def wait_ready(self, timeout: float) -> None:
-        """Until ``/health`` answers 200 (503 while the model loads)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama-server exited {self.proc.returncode}:\n{self.tail()}")
-            if not self.port and (found := LISTENING.search(self.log_path.read_text("latin-1"))):
-                self.port = int(found.group(1))
-            if self.port and self._healthy():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"llama-server not ready in {timeout:g} s:\n{self.tail()}")
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def llama_argv(artifacts: Artifacts, port: int, template: Sequence[str]) -> list[str]:
-    return [
-        str(artifacts.binary),
-        "--model", str(artifacts.model),
-        "--alias", MODEL,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--parallel", str(SLOTS),
-        "--ctx-size", str(2048 * SLOTS),
+def llama_server(
+    artifacts: Artifacts, port: int, template: Sequence[str], workdir: Path
+) -> LlamaServer:
+    return LlamaServer(
+        artifacts,
+        workdir / "llama-server.log",
+        parallel=SLOTS,
+        ctx_size=2048 * SLOTS,
         # one thread: a 135M model does 40-50 tokens/s on it, and two threads that wait on
         # each other at every step crawl on a machine busy with other work
-        "--threads", "1",
-        "--embeddings", "--pooling", "mean",
-        *template,
-    ]  # fmt: skip
+        threads=1,
+        port=port,
+        own_session=True,
+        extra=("--alias", MODEL, "--embeddings", "--pooling", "mean", *template),
+    )
 
 
 def service_env(env: Mapping[str, str], llama_url: str) -> dict[str, str]:
@@ -187,9 +120,9 @@ def _port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def _watch(llama: Llama, stopping: threading.Event, died: threading.Event) -> None:
+def _watch(llama: LlamaServer, stopping: threading.Event, died: threading.Event) -> None:
     """llama-server gone while the service runs: stop the service too."""
-    code = llama.proc.wait()
+    code = llama.wait()
     if not stopping.is_set():
         say(f"llama-server exited {code}, stopping the service:\n{llama.tail()}")
         died.set()
@@ -206,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("the first run builds llama.cpp's llama-server; it needs " + ", ".join(missing))
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="llm-demo-"))
-    llama: Llama | None = None
+    llama: LlamaServer | None = None
     stopping, died = threading.Event(), threading.Event()
     try:
         if not (build_dir() / "llama-server").exists():
@@ -216,11 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         artifacts = ensure(say)
         started = time.monotonic()
-        llama = Llama(llama_argv(artifacts, port, chat_template(artifacts, workdir)),
-                      workdir / "llama-server.log")  # fmt: skip
-        llama.wait_ready(READY_TIMEOUT)
+        llama = llama_server(artifacts, port, chat_template(artifacts, workdir), workdir)
+        llama.start(READY_TIMEOUT)
         say(
-            f"llama-server (pid {llama.proc.pid}) serves {MODEL} on {llama.url}, "
+            f"llama-server (pid {llama.pid}) serves {MODEL} on {llama.url}, "
             f"ready in {time.monotonic() - started:.1f} s"
         )
         os.environ.clear()
@@ -238,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Stopped as stop:
         say(f"{stop}: stopped before the service started")
         return 0
-    except RuntimeError as exc:
+    except (RuntimeError, TimeoutError) as exc:
         say(str(exc))
         return 1
     finally:

