@@ -14,6 +14,8 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 # A Go duration, as Ollama parses keep_alive: "5m", "1h30m", "-1s", "300ms".
 GO_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
+# Longest keep_alive in seconds (about 68 years; a negative one keeps the model loaded).
+MAX_KEEP_ALIVE = 2**31 - 1
 
 
 def non_empty(raw: str) -> str:
@@ -210,9 +212,13 @@ def fallbacks(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def keep_alive(raw: str) -> str:
     """Seconds, or a Go duration like 5m or 1h30m (Ollama's keep_alive)."""
-    if re.fullmatch(r"-?\d+(\.\d+)?", raw) or GO_DURATION.fullmatch(raw):
+    if GO_DURATION.fullmatch(raw):
         return raw
-    raise ValueError("expected seconds or a duration like 5m")
+    if not re.fullmatch(r"-?\d+(\.\d+)?", raw):
+        raise ValueError("expected seconds or a duration like 5m")
+    if abs(float(raw)) > MAX_KEEP_ALIVE:
+        raise ValueError(f"expected seconds from -{MAX_KEEP_ALIVE} to {MAX_KEEP_ALIVE}")
+    return raw
 
 
 def hosts(raw: str) -> tuple[str, ...]:

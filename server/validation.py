@@ -17,7 +17,7 @@ from google.protobuf import json_format, struct_pb2
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from server.config import Settings
-from server.config_values import GO_DURATION
+from server.config_values import GO_DURATION, MAX_KEEP_ALIVE
 from server.errors import InvalidArgument, quoted
 
 # Longest model name accepted (Ollama's own names are far shorter).
@@ -27,8 +27,6 @@ MAX_JSON_DEPTH = 64
 # Ollama's keep_alive when a request gives none (5 minutes).
 OLLAMA_KEEP_ALIVE = 300.0
 _DURATION_PART = re.compile(r"(\d+(\.\d*)?)(ns|us|µs|ms|s|m|h)")
-# Longest keep_alive in seconds (about 68 years; a negative one keeps the model loaded).
-MAX_KEEP_ALIVE = 2**31 - 1
 
 ROLES = ("system", "user", "assistant", "tool")
 THINK_VALUES: dict[str, bool | str] = {

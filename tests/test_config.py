@@ -51,6 +51,8 @@ def test_values_are_read() -> None:
         ("LOG_LEVEL", "LOUD"),
         ("PORT", "70000"),
         ("RELOAD", "maybe"),
+        ("LLM_KEEP_ALIVE", "5 minutes"),
+        ("LLM_KEEP_ALIVE", "99999999999"),  # past what Ollama takes: every request refused
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
