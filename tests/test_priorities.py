@@ -41,12 +41,10 @@ async def test_interactive_first_then_batch_callers_in_turn(
         callers=named.callers, max_concurrent=1, max_queue=500, max_tokens=1_000_000
     )
     lane = stack.server.lanes.default
-    served: list[str] = []
 
     async def chat(key: str, label: str) -> None:
         metadata = (("authorization", f"Bearer {key}"),)
         await stack.stub.Chat(pb.ChatRequest(message=label, model=MODEL), metadata=metadata)
-        served.append(label)  # one slot: answers end in the order they were served
 
     # The one slot, held by a long answer until the queue is set up.
     emulator.faults.answer_tokens = 100_000
@@ -69,6 +67,11 @@ async def test_interactive_first_then_batch_callers_in_turn(
 
     holder.cancel()
     await asyncio.gather(*tasks)
+    # One slot: Ollama is asked in the order the service served them (the answers may
+    # reach their callers in another order, each on its own stream).
+    asked = [r.body["messages"][-1]["content"] for r in emulator.requests_to("/api/chat") if r.body]
+    assert asked[0] == "hold"
+    served = asked[1:]
     assert served[:7] == [
         "gateway",
         "flood-0",
