@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+import grpc
 from google.protobuf.message import Message
 
 from generated.llm.v1 import llm_service_pb2 as pb
@@ -231,10 +232,14 @@ def _answers(message: Message) -> bool:
 
 async def _write(context: Context, message: Message) -> None:
     """``context.write``, where a caller gone mid-write is a cancellation: grpc.aio may
-    fail the write of an RPC the caller just ended (ExecuteBatchError) before it cancels
-    the handler; that is the caller leaving, not a failure of the service."""
+    fail the write of an RPC the caller just ended (ExecuteBatchError, an InternalError)
+    before the handler learns the call is done, or cancels it; either way the call can
+    no longer carry anything, and that is the caller leaving, not a failure of the
+    service."""
     try:
         await context.write(message)
+    except grpc.aio.InternalError as exc:
+        raise asyncio.CancelledError("the caller ended the call during a write") from exc
     except Exception as exc:
         if context.done():
             raise asyncio.CancelledError("the caller ended the call during a write") from exc

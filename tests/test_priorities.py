@@ -55,13 +55,15 @@ async def test_interactive_first_then_batch_callers_in_turn(
     assert (await next_event(holder)).content
     emulator.faults.answer_tokens = None
 
+    # Each request is queued before the next is sent: calls sent together may reach the
+    # service in any order, and the order each caller's requests arrive is what it keeps.
     tasks = []
     for i in range(200):  # the flood comes first
         tasks.append(asyncio.create_task(chat("flood-key", f"flood-{i}")))
-    await lane.wait_until_queued(200)
+        await lane.wait_until_queued(i + 1)
     for i in range(3):
         tasks.append(asyncio.create_task(chat("nightly-key", f"nightly-{i}")))
-    await lane.wait_until_queued(203)
+        await lane.wait_until_queued(201 + i)
     tasks.append(asyncio.create_task(chat("gateway-key", "gateway")))
     await lane.wait_until_queued(204)
 
