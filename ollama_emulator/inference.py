@@ -1,11 +1,10 @@
 """The life of an inference response (generate, chat, embed): queue, model load, faults, body.
 
-Once a request is valid its handler returns an ``InferenceResponse`` (chat and generate
-through ``planned_response``). The response is
-an ASGI callable, so everything after validation (the busy check, the load delay, the
-fault injection and the body itself) runs while the server sends, with the client's
-``http.disconnect`` watched the whole time. A client that goes away before the
-response finished is counted once in ``EmulatorState.disconnects``.
+Once a request is valid its handler returns an ``InferenceResponse`` (each through
+``planned_response``). The response is an ASGI callable, so everything after validation
+(the busy check, the load delay, the fault injection and the body itself) runs while the
+server sends, with the client's ``http.disconnect`` watched the whole time. A client that
+goes away before the response finished is counted once in ``EmulatorState.disconnects``.
 
 Deliberate connection cuts (``cut_after_chunks``) close the socket through
 ``EmulatorState.connection_closer`` (set by ``Emulator`` and the CLI) so the client
