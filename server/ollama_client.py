@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
@@ -31,7 +30,7 @@ from server.errors import (
     OllamaUnavailable,
     StreamInterrupted,
 )
-from server.ollama_http import HttpPool, Response
+from server.ollama_http import HttpPool, Response, url_credentials
 
 JsonObject = dict[str, Any]
 
@@ -60,12 +59,10 @@ class OllamaClient:
         self._connect_timeout = connect_timeout
         self._max_line = max_line_bytes
         self._pool = HttpPool(base_url, headers=headers)
-        # Idle connections are dropped before a server's usual 5 s keep-alive ends.
-        parts = urlsplit(base_url)
-        auth = None
-        if parts.username is not None or parts.password is not None:
-            auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        credentials = url_credentials(base_url)
+        auth = httpx.BasicAuth(*credentials) if credentials is not None else None
         # The URL without credentials (httpx logs its requests' URLs); they go as auth.
+        # Idle connections are dropped before a server's usual 5 s keep-alive ends.
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
