@@ -192,8 +192,18 @@ class OllamaClient:
         return self._status_error(response.status_code, content, model)
 
     def _status_error(self, status: int, content: bytes, model: str) -> LlmError:
-        """The domain error for an error ``status`` and its body (the upstream's table)."""
-        return _status_error(status, content, model)
+        """The domain error for an error ``status`` and its body (the upstream's table;
+        Ollama's: see ollama/ollama server/routes.go)."""
+        text = _error_text(content)
+        if status == 404:
+            return ModelNotFound(f"model '{model}' not found in Ollama ({text})", text)
+        if status in (400, 501):  # 501: the model lacks the capability (embeddings)
+            return OllamaBadRequest(
+                f"Ollama rejected the request for model '{model}': {text}", text
+            )
+        if status == 503:
+            return OllamaBusy(f"Ollama is busy (model '{model}'): {text}", text)
+        return OllamaError(f"Ollama answered {status} for model '{model}': {text}", text)
 
     async def _read(
         self, response: Response, model: str, timeout: float, limit: int
@@ -317,18 +327,6 @@ def _error_text(content: bytes) -> str:
     if isinstance(data, dict) and "error" in data:
         return _shorten(data["error"])
     return _shorten(data)
-
-
-def _status_error(status: int, content: bytes, model: str) -> LlmError:
-    """Ollama's error statuses, as domain errors (see ollama/ollama server/routes.go)."""
-    text = _error_text(content)
-    if status == 404:
-        return ModelNotFound(f"model '{model}' not found in Ollama ({text})", text)
-    if status in (400, 501):  # 501: the model lacks the capability (embeddings)
-        return OllamaBadRequest(f"Ollama rejected the request for model '{model}': {text}", text)
-    if status == 503:
-        return OllamaBusy(f"Ollama is busy (model '{model}'): {text}", text)
-    return OllamaError(f"Ollama answered {status} for model '{model}': {text}", text)
 
 
 def elapsed_ms(start: float) -> float:
