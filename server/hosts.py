@@ -60,15 +60,12 @@ class Host:
     # Models loaded in memory: canonical name -> Ollama's /api/ps entry.
     loaded: dict[str, JsonObject] = field(default_factory=dict)
 
-    def holds(self, model: str) -> bool:
-        return self.models is None or canonical(model) in self.models
+    # Both take a model's canonical name (``names.canonical``), worked out once per request.
+    def holds(self, name: str) -> bool:
+        return self.models is None or name in self.models
 
-    def has_loaded(self, model: str) -> bool:
-        return canonical(model) in self.loaded
-
-    def mark_loaded(self, model: str) -> None:
-        """It answered with ``model``: loaded, until the next check says otherwise."""
-        name = canonical(model)
+    def mark_loaded(self, name: str) -> None:
+        """It answered with model ``name``: loaded, until the next check says otherwise."""
         self.loaded.setdefault(name, {"name": name})
 
 
@@ -98,14 +95,15 @@ class OllamaPool:
     def candidates(self, model: str | None = None) -> list[Host]:
         """The hosts to try for ``model``, best first (see the module docstring)."""
         hosts = self.hosts
-        if model:
-            hosts = [h for h in self.hosts if h.holds(model)]
+        name = canonical(model) if model else ""
+        if name:
+            hosts = [h for h in self.hosts if h.holds(name)]
             if not hosts:
                 asked = ", ".join(h.url for h in self.hosts)
                 raise ModelNotFound(f"model '{model}' is on none of the Ollama hosts ({asked})")
         up = sorted(
             (h for h in hosts if h.up),
-            key=lambda h: (not (model and h.has_loaded(model)), h.in_flight),
+            key=lambda h: (not (name and name in h.loaded), h.in_flight),
         )
         down = sorted((h for h in hosts if not h.up), key=lambda h: h.down_since)
         return up + down
@@ -194,7 +192,7 @@ class OllamaPool:
                 raise
             host.up = True
             if loads and model:
-                host.mark_loaded(model)
+                host.mark_loaded(canonical(model))
             return host, result
         raise _all_failed(errors)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
@@ -31,7 +30,7 @@ from server.errors import (
     OllamaUnavailable,
     StreamInterrupted,
 )
-from server.ollama_http import HttpPool, Response
+from server.ollama_http import HttpPool, Response, url_credentials
 
 JsonObject = dict[str, Any]
 
@@ -60,12 +59,10 @@ class OllamaClient:
         self._connect_timeout = connect_timeout
         self._max_line = max_line_bytes
         self._pool = HttpPool(base_url, headers=headers)
-        # Idle connections are dropped before a server's usual 5 s keep-alive ends.
-        parts = urlsplit(base_url)
-        auth = None
-        if parts.username is not None or parts.password is not None:
-            auth = httpx.BasicAuth(unquote(parts.username or ""), unquote(parts.password or ""))
+        credentials = url_credentials(base_url)
+        auth = httpx.BasicAuth(*credentials) if credentials is not None else None
         # The URL without credentials (httpx logs its requests' URLs); they go as auth.
+        # Idle connections are dropped before a server's usual 5 s keep-alive ends.
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             auth=auth,
@@ -195,8 +192,18 @@ class OllamaClient:
         return self._status_error(response.status_code, content, model)
 
     def _status_error(self, status: int, content: bytes, model: str) -> LlmError:
-        """The domain error for an error ``status`` and its body (the upstream's table)."""
-        return _status_error(status, content, model)
+        """The domain error for an error ``status`` and its body (the upstream's table;
+        Ollama's: see ollama/ollama server/routes.go)."""
+        text = _error_text(content)
+        if status == 404:
+            return ModelNotFound(f"model '{model}' not found in Ollama ({text})", text)
+        if status in (400, 501):  # 501: the model lacks the capability (embeddings)
+            return OllamaBadRequest(
+                f"Ollama rejected the request for model '{model}': {text}", text
+            )
+        if status == 503:
+            return OllamaBusy(f"Ollama is busy (model '{model}'): {text}", text)
+        return OllamaError(f"Ollama answered {status} for model '{model}': {text}", text)
 
     async def _read(
         self, response: Response, model: str, timeout: float, limit: int
@@ -320,18 +327,6 @@ def _error_text(content: bytes) -> str:
     if isinstance(data, dict) and "error" in data:
         return _shorten(data["error"])
     return _shorten(data)
-
-
-def _status_error(status: int, content: bytes, model: str) -> LlmError:
-    """Ollama's error statuses, as domain errors (see ollama/ollama server/routes.go)."""
-    text = _error_text(content)
-    if status == 404:
-        return ModelNotFound(f"model '{model}' not found in Ollama ({text})", text)
-    if status in (400, 501):  # 501: the model lacks the capability (embeddings)
-        return OllamaBadRequest(f"Ollama rejected the request for model '{model}': {text}", text)
-    if status == 503:
-        return OllamaBusy(f"Ollama is busy (model '{model}'): {text}", text)
-    return OllamaError(f"Ollama answered {status} for model '{model}': {text}", text)
 
 
 def elapsed_ms(start: float) -> float:

@@ -224,6 +224,14 @@ class Response:
             self._pool.release(conn)
 
 
+def url_credentials(url: str) -> tuple[str, str] | None:
+    """The user and password ``url`` carries (decoded), or None when it has none."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return None
+    return unquote(parts.username or ""), unquote(parts.password or "")
+
+
 class HttpPool:
     """Keep-alive connections to one server (``base_url``, maybe with a path prefix)."""
 
@@ -242,11 +250,11 @@ class HttpPool:
         self._prefix = parts.path.rstrip("/")
         authority = parts.netloc.rpartition("@")[2]
         auth = ""
-        if parts.username is not None or parts.password is not None:
+        credentials = url_credentials(base_url)
+        if credentials is not None:
             # Credentials in the URL (an authenticating proxy in front of Ollama) go on
             # every request as HTTP Basic, as httpx sends them for the catalogue calls.
-            user, password = unquote(parts.username or ""), unquote(parts.password or "")
-            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            token = base64.b64encode(":".join(credentials).encode()).decode("ascii")
             auth = f"Authorization: Basic {token}\r\n"
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._head = (

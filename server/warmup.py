@@ -15,6 +15,7 @@ from server.config import Settings
 from server.errors import LlmError
 from server.health import OllamaHealth
 from server.hosts import Host, OllamaPool
+from server.names import canonical
 from server.validation import keep_alive_policy
 
 log = logging.getLogger("llm.warmup")
@@ -32,8 +33,8 @@ class Warmer:
             if not host.up or host.models is None:
                 continue
             for model in self._settings.preload:
-                key = (host.url, model)
-                if host.holds(model) and not host.has_loaded(model) and key not in self._loading:
+                key, name = (host.url, model), canonical(model)
+                if host.holds(name) and name not in host.loaded and key not in self._loading:
                     self._loading[key] = asyncio.create_task(self._load(host, model))
 
     async def _load(self, host: Host, model: str) -> None:
@@ -48,7 +49,7 @@ class Warmer:
             return
         finally:
             self._loading.pop((host.url, model), None)
-        host.mark_loaded(model)
+        host.mark_loaded(canonical(model))
         log.info("PRELOAD %s loaded on %s", model, host.url)
 
     async def aclose(self) -> None:
