@@ -18,27 +18,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
-COLUMNS = (
-    "at",
-    "caller",
-    "face",
-    "method",
-    "model",
-    "host",
-    "prompt_tokens",
-    "response_tokens",
-    "duration_ms",
-    "ttft_ms",
-    "outcome",
-    "error_code",
-    "request_id",
-)
 
 
 @dataclass(frozen=True)
@@ -58,6 +43,10 @@ class Row:
     outcome: str
     error_code: str
     request_id: str
+
+
+# The ledger's columns, in the order of ``Row`` (rows are written with ``astuple``).
+COLUMNS = tuple(f.name for f in fields(Row))
 
 
 def schema(serial: str, real: str) -> list[str]:
