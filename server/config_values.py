@@ -42,18 +42,19 @@ def non_negative_int(raw: str) -> int:
     return _whole(raw, 0)
 
 
-def header_bytes(raw: str) -> int:
+def _bytes(raw: str, minimum: int) -> int:
     value = positive_int(raw)
-    if value < 1024:
-        raise ValueError("expected at least 1024 (bytes)")
+    if value < minimum:
+        raise ValueError(f"expected at least {minimum} (bytes)")
     return value
+
+
+def header_bytes(raw: str) -> int:
+    return _bytes(raw, 1024)
 
 
 def line_bytes(raw: str) -> int:
-    value = positive_int(raw)
-    if value < 65536:
-        raise ValueError("expected at least 65536 (bytes)")
-    return value
+    return _bytes(raw, 65536)
 
 
 def port(raw: str) -> int:

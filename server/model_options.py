@@ -6,6 +6,7 @@ Ollama gives its options, each rejection an ``InvalidArgument`` naming the field
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from generated.llm.v1 import llm_service_pb2 as pb
@@ -92,18 +93,23 @@ _OPTION_TYPES: dict[str, str] = {
 }
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+_IS_KIND: dict[str, Callable[[Any], bool]] = {
+    "integer": lambda v: _number(v) and float(v).is_integer() and abs(v) < 2**63,
+    "number": _number,
+    "boolean": lambda v: isinstance(v, bool),
+    "array of strings": lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
+}
+
+
 def _check_option(key: str, value: Any) -> None:
     kind = _OPTION_TYPES.get(key)
     if kind is None or value is None:
         return
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    ok = {
-        "integer": number and float(value).is_integer() and abs(value) < 2**63,
-        "number": number,
-        "boolean": isinstance(value, bool),
-        "array of strings": isinstance(value, list) and all(isinstance(v, str) for v in value),
-    }[kind]
-    if not ok:
+    if not _IS_KIND[kind](value):
         raise InvalidArgument(
             f'option "{key}" must be of type {kind}, got {quoted(value)}',
             field=f"options.extra.{key}",

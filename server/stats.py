@@ -50,7 +50,6 @@ class RequestRecord:
 
 @dataclass
 class _Bucket:
-    total: int = 0
     successes: int = 0
     failures: int = 0
     cancelled: int = 0
@@ -64,8 +63,11 @@ class _Bucket:
     ttft_ms: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     tps: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
+    @property
+    def total(self) -> int:
+        return self.successes + self.failures + self.cancelled
+
     def add(self, r: RequestRecord) -> None:
-        self.total += 1
         self.streams += int(r.stream)
         self.fallbacks += int(bool(r.fallback_from))
         if r.outcome is Outcome.SUCCESS:

@@ -157,13 +157,13 @@ class Callers:
     """Every key's caller: the named callers and the plain API keys."""
 
     def __init__(self, named: Iterable[Caller], api_keys: Iterable[str]) -> None:
+        self.named = tuple(named)
         self._by_digest: dict[bytes, Caller] = {}
         for key in api_keys:
             secret = digest(key)
             self._by_digest[secret] = Caller(f"key-{secret.hex()[:8]}", secret)
-        for caller in named:
+        for caller in self.named:
             self._by_digest[caller.digest] = caller
-        self.named = tuple(named)
 
     def digests(self) -> list[bytes]:
         return list(self._by_digest)

@@ -128,8 +128,7 @@ class PostgresStore:
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]:
         day = "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-        sql = select(group_by, day, caller)
-        args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
+        sql, args = select(group_by, day, since, until, caller)
 
         async def work(conn: Conn) -> list[dict[str, Any]]:
             cursor = await conn.execute(sql, args)

@@ -18,27 +18,12 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
-COLUMNS = (
-    "at",
-    "caller",
-    "face",
-    "method",
-    "model",
-    "host",
-    "prompt_tokens",
-    "response_tokens",
-    "duration_ms",
-    "ttft_ms",
-    "outcome",
-    "error_code",
-    "request_id",
-)
 
 
 @dataclass(frozen=True)
@@ -58,6 +43,10 @@ class Row:
     outcome: str
     error_code: str
     request_id: str
+
+
+# The ledger's columns, in the order of ``Row`` (rows are written with ``astuple``).
+COLUMNS = tuple(f.name for f in fields(Row))
 
 
 def schema(serial: str, real: str) -> list[str]:
@@ -106,10 +95,15 @@ class Store(Protocol):
         ...
 
 
-def select(group_by: Sequence[str], day: str, caller: str | None) -> str:
+def select(
+    group_by: Sequence[str], day: str, since: float, until: float, caller: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The usage query and its arguments; ``day`` is the store's expression of a row's
+    date (UTC)."""
     keys = [day + " AS day" if g == "day" else g for g in group_by]
     where = "at >= %s AND at < %s" + (" AND caller = %s" if caller else "")
-    return (
+    args = (since, until, caller) if caller else (since, until)
+    sql = (
         f"SELECT {', '.join([*keys, ''])}"
         "COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens, "
         "SUM(response_tokens) AS response_tokens, "
@@ -119,6 +113,7 @@ def select(group_by: Sequence[str], day: str, caller: str | None) -> str:
         f"FROM usage_rows WHERE {where}"
         + (f" GROUP BY {', '.join(group_by)} ORDER BY {', '.join(group_by)}" if group_by else "")
     )
+    return sql, args
 
 
 # Both stores' statements are written with psycopg's ``%s``; SQLite's ``?`` replaces it.
@@ -189,8 +184,8 @@ class SqliteStore:
     async def usage(
         self, since: float, until: float, group_by: Sequence[str], caller: str | None
     ) -> list[dict[str, Any]]:
-        sql = _lite(select(group_by, "date(at, 'unixepoch')", caller))
-        args: tuple[Any, ...] = (since, until, caller) if caller else (since, until)
+        sql, args = select(group_by, "date(at, 'unixepoch')", since, until, caller)
+        sql = _lite(sql)
 
         def work(db: sqlite3.Connection) -> list[dict[str, Any]]:
             cursor = db.execute(sql, args)
