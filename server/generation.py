@@ -45,7 +45,6 @@ from server.errors import (
 )
 from server.hosts import OllamaPool
 from server.lanes import Lanes
-from server.limiter import GenerationLimiter
 from server.names import canonical
 from server.ollama_client import OllamaClient
 from server.usage.quotas import Quotas
@@ -152,8 +151,7 @@ class Generations:
         self, call: Call, work: Callable[[OllamaClient], Awaitable[JsonObject]]
     ) -> JsonObject:
         """One whole answer from Ollama, in the model's lane and within the call's time."""
-        lane = self._lanes.for_model(call.model)
-        async with _slot(lane, call), asyncio.timeout(call.remaining()):
+        async with self._slot(call), asyncio.timeout(call.remaining()):
             return await self._pool.call(work, call.model, loads=True)
 
     async def relay(
@@ -168,8 +166,14 @@ class Generations:
         """Relays Ollama's chunks, in the model's lane. Until the first token arrives
         the first-token timeout (model load included) applies; after it, the overall
         timeout, which also bounds the time spent waiting for a slow reader."""
-        async with _slot(self._lanes.for_model(call.model), call):
+        async with self._slot(call):
             await self._relay(path, payload, call, context, event, final)
+
+    def _slot(self, call: Call) -> AbstractAsyncContextManager[None]:
+        """A slot in the lane of the call's model, queued by the caller's priority and in
+        turn with other callers."""
+        lane = self._lanes.for_model(call.model)
+        return lane.slot(call.remaining(), call.caller.name, call.caller.priority)
 
     async def _relay(
         self,
@@ -244,8 +248,3 @@ async def _write(context: Context, message: Message) -> None:
         if context.done():
             raise asyncio.CancelledError("the caller ended the call during a write") from exc
         raise
-
-
-def _slot(lane: GenerationLimiter, call: Call) -> AbstractAsyncContextManager[None]:
-    """The lane's slot, queued by the caller's priority and in turn with other callers."""
-    return lane.slot(call.remaining(), call.caller.name, call.caller.priority)

@@ -47,7 +47,7 @@ def chat_payload(req: pb.ChatRequest, settings: Settings) -> JsonObject:
     tools = _tools(req.tools, req.tool_choice)
     if tools:
         payload["tools"] = tools
-    _common(payload, req, "output_format", settings)
+    _common(payload, req, settings)
     return payload
 
 
@@ -74,7 +74,7 @@ def generate_payload(req: pb.GenerateRequest, settings: Settings) -> JsonObject:
     if req.context:
         payload["context"] = list(req.context)
     payload["options"] = {**options(req.options), **sampling(req, settings)}
-    _common(payload, req, "format", settings)
+    _common(payload, req, settings)
     return payload
 
 
@@ -117,19 +117,19 @@ def embed_payload(req: pb.EmbedRequest, settings: Settings) -> JsonObject:
 
 
 def _common(
-    payload: JsonObject, req: pb.ChatRequest | pb.GenerateRequest, fmt: str, settings: Settings
+    payload: JsonObject, req: pb.ChatRequest | pb.GenerateRequest, settings: Settings
 ) -> None:
-    """Format, think, keep_alive and logprobs, alike on chat and generate."""
+    """Format, think, keep_alive and logprobs, alike on chat and generate. A chat's
+    structured format is ``output_format`` (its ``format`` is the older text form)."""
     if isinstance(req, pb.ChatRequest):
-        structured = req.HasField("output_format")
-    else:
-        structured = req.HasField("format")
-    if structured:
-        payload["format"] = value_format(getattr(req, fmt), fmt)
-    elif isinstance(req, pb.ChatRequest):
-        legacy = text_format(req.format)
-        if legacy is not None:
-            payload["format"] = legacy
+        if req.HasField("output_format"):
+            payload["format"] = value_format(req.output_format, "output_format")
+        else:
+            legacy = text_format(req.format)
+            if legacy is not None:
+                payload["format"] = legacy
+    elif req.HasField("format"):
+        payload["format"] = value_format(req.format, "format")
     reasoning = think(req.think)
     if reasoning is not None:
         payload["think"] = reasoning

@@ -10,7 +10,7 @@ request is counted.
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import Any
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
@@ -153,7 +153,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
         return model_name(request.model, self._settings.default_model)
 
     async def _chat(self, request: pb.ChatRequest, model: str, call: Call) -> JsonObject:
-        payload = chat_payload(_for_model(request, model), self._settings)
+        payload = chat_payload(request, self._settings)
+        payload["model"] = model  # the one asked for, or a fallback
         log.debug("CHAT messages=%r", payload["messages"])
         if any(m.get("images") for m in payload["messages"]):
             await self.catalog.require(model, "vision", "images", image_field(request))
@@ -161,7 +162,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
         return payload
 
     async def _generate(self, request: pb.GenerateRequest, model: str, call: Call) -> JsonObject:
-        payload = generate_payload(_for_model(request, model), self._settings)
+        payload = generate_payload(request, self._settings)
+        payload["model"] = model  # as in _chat
         log.debug("GENERATE prompt=%r", payload["prompt"])
         if payload.get("images"):
             await self.catalog.require(model, "vision", "images", "images")
@@ -175,7 +177,8 @@ class LlmService(pb_grpc.LlmServiceServicer):
         async with self._calls.track("EMBED", "Embed", context) as call:
 
             async def attempt(model: str) -> pb.EmbedResponse:
-                payload = embed_payload(_for_model(request, model), self._settings)
+                payload = embed_payload(request, self._settings)
+                payload["model"] = model  # as in _chat
                 data = await self._gen.answer(call, lambda c: c.embed(payload, call.remaining()))
                 return replies.embed_reply(data, call, len(request.input))
 
@@ -283,19 +286,6 @@ class LlmService(pb_grpc.LlmServiceServicer):
                 )
             )
         return hosts
-
-
-M = TypeVar("M", pb.ChatRequest, pb.GenerateRequest, pb.EmbedRequest)
-
-
-def _for_model(request: M, model: str) -> M:
-    """``request`` for ``model`` (the one asked for, or a fallback)."""
-    if request.model == model:
-        return request
-    copy = type(request)()
-    copy.CopyFrom(request)
-    copy.model = model
-    return copy
 
 
 def _status(host: Host) -> str:
