@@ -197,6 +197,12 @@ def grpcurl() -> str:
     return found
 
 
+def trailer(err: grpc.aio.AioRpcError, key: str) -> str | None:
+    """The value of one trailing metadata key of a failed call, or None."""
+    pairs: Any = err.trailing_metadata() or ()
+    return next((str(v) for k, v in pairs if k == key), None)
+
+
 def free_port() -> int:
     """A loopback port free right now (bound, then released), for a child process."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

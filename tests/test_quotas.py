@@ -18,9 +18,8 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from rest_shim.stub import StreamCall
 from server.config import Settings
-from tests.conftest import RestStarter, Stack, StackFactory, bearer, free_port, headers
+from tests.conftest import RestStarter, Stack, StackFactory, bearer, free_port, headers, trailer
 from tests.streams import next_event
-from tests.test_inprocess import trailer
 from tests.test_shutdown import Service
 
 LIMITED_KEY = "limited-key"

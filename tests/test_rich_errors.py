@@ -30,8 +30,7 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from ollama_emulator import Emulator
 from rest_shim.openai_params import openai_param
 from server.rich_errors import DOMAIN
-from tests.conftest import LocalShimStarter, Stack, StackFactory, bearer, grpcurl
-from tests.test_inprocess import trailer
+from tests.conftest import LocalShimStarter, Stack, StackFactory, bearer, grpcurl, trailer
 from tests.test_quotas import LIMITED_KEY, MODEL, one_generation_running
 
 TOO_MANY = 1_000_000
