@@ -35,6 +35,20 @@ from server.runner import rest_app
 from tests import postgres
 from tests.realmodel import MONITORING, LlamaServer, ensure
 
+# A tool in OpenAI's shape, which Ollama's /api/chat takes as it is.
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "the weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
 
 def make_settings(ollama_url: str, **overrides: Any) -> Settings:
     base = Settings(
