@@ -68,9 +68,9 @@ def _env_pair(raw: str) -> tuple[str, str]:
 def realmodel_cached() -> bool:
     """Whether llama-server and SmolLM2 are built and cached (tests/realmodel.py): the
     real-model phase runs by default only then (a first build takes about 17 minutes)."""
-    from tests.realmodel import build_dir, model_path
+    from tests.realmodel import cached
 
-    return (build_dir() / "llama-server").exists() and model_path().exists()
+    return cached()
 
 
 def parser() -> argparse.ArgumentParser:

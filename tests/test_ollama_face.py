@@ -16,8 +16,7 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
-from tests.conftest import RestStarter, Stack, StackFactory
-from tests.test_features import WEATHER
+from tests.conftest import WEATHER, RestStarter, Stack, StackFactory
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},

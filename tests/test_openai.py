@@ -543,9 +543,10 @@ async def test_errors_carry_the_servers_backoff_and_challenge(
     base = await serve_rest(stack)
     emulator.faults.token_delay = 0.2
     body = {"model": "llama3.2", "messages": [{"role": "user", "content": "a b c d e f"}]}
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http, http.stream(
-        "POST", "/v1/chat/completions", json={**body, "stream": True}
-    ) as held:
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=30) as http,
+        http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as held,
+    ):
         lines = held.aiter_lines()  # kept: a dropped iterator closes the response
         await anext(lines)
         refused = await http.post("/v1/chat/completions", json=body)

@@ -16,25 +16,9 @@ import pytest
 
 from generated.llm.v1 import llm_service_pb2 as pb
 from ollama_emulator import Emulator
-from rest_shim.stub import StreamCall
-from server.config import Settings
-from tests.conftest import RestStarter, Stack, StackFactory, bearer, free_port, headers
-from tests.streams import next_event
-from tests.test_inprocess import trailer
-from tests.test_shutdown import Service
-
-LIMITED_KEY = "limited-key"
-FREE_KEY = "free-key"
-MODEL = "llama3.2"
-
-
-def callers(tmp_path: Path, limits: str) -> Settings:
-    path = tmp_path / "callers.toml"
-    path.write_text(
-        f'[[caller]]\nname = "limited"\nkey = "{LIMITED_KEY}"\n{limits}\n\n'
-        f'[[caller]]\nname = "free"\nkey = "{FREE_KEY}"\n'
-    )
-    return Settings.from_env({"LLM_CALLERS_FILE": str(path)})
+from tests.conftest import RestStarter, StackFactory, bearer, free_port, headers, trailer
+from tests.quota_callers import FREE_KEY, LIMITED_KEY, MODEL, callers, one_generation_running
+from tests.service_process import Service
 
 
 async def inside_one_minute(needed: float = 20.0) -> None:
@@ -49,22 +33,6 @@ def retry_after(value: str, window: int) -> int:
     seconds = int(value)
     assert 1 <= seconds <= window
     return seconds
-
-
-async def one_generation_running(
-    make_stack: StackFactory, emulator: Emulator, tmp_path: Path
-) -> tuple[Stack, StreamCall]:
-    """A stack where the limited caller may run one generation at once, and that one
-    running: a stream of the limited caller, its first event read, the answer long."""
-    named = callers(tmp_path, "max_concurrent = 1")
-    stack = await make_stack(
-        callers=named.callers, data_dir=str(tmp_path / "data"), max_tokens=1_000_000
-    )
-    emulator.faults.answer_tokens = 100_000
-    request = pb.ChatStreamRequest(request=pb.ChatRequest(message="long", model=MODEL))
-    running = stack.stub.ChatStream(request, metadata=bearer(LIMITED_KEY))
-    assert (await next_event(running)).content
-    return stack, running
 
 
 async def test_over_its_rate_a_caller_is_refused_on_every_face(

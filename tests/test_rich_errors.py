@@ -30,10 +30,10 @@ from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from ollama_emulator import Emulator
 from rest_shim.openai_params import openai_param
 from server.rich_errors import DOMAIN
-from tests.conftest import LocalShimStarter, Stack, StackFactory, bearer, grpcurl
-from tests.test_inprocess import trailer
-from tests.test_quotas import LIMITED_KEY, MODEL, one_generation_running
+from tests.conftest import LocalShimStarter, Stack, StackFactory, bearer, grpcurl, trailer
+from tests.quota_callers import LIMITED_KEY, one_generation_running
 
+MODEL = "llama3.2"
 TOO_MANY = 1_000_000
 # A PNG's first bytes: the service checks none of it, the model's capabilities refuse it.
 IMAGE = b"\x89PNG\r\n\x1a\n"
