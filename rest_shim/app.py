@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from generated.llm.v1 import llm_service_pb2_grpc as pb_grpc
 from rest_shim import routes
-from rest_shim.backend import Backend
+from rest_shim.backend import Backend, face_of
 from rest_shim.console import console_routes
 from rest_shim.errors import ShimError, error_response, rpc_error_handler, shim_error_handler
 from rest_shim.fastjson import JSONResponse
@@ -50,7 +50,8 @@ async def gin_error_handler(request: Request, exc: Exception) -> Response:
 
 async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    if request.url.path.startswith("/api/"):  # Ollama's face: gin's answers
+    face = face_of(request.url.path)
+    if face == "ollama":  # gin's answers
         return await gin_error_handler(request, exc)
     code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     detail = exc.detail
@@ -59,16 +60,17 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         detail = f"method {request.method} is not allowed on {request.url.path}"
     headers = dict(exc.headers or {})
-    if request.url.path.startswith("/v1/"):  # OpenAI-style callers read OpenAI's shape
+    if face == "openai":  # OpenAI-style callers read OpenAI's shape
         return openai_error(exc.status_code, str(detail), code, headers=headers)
     return error_response(exc.status_code, code, detail, headers)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("REST %s %s failed unexpectedly", request.method, request.url.path)
-    if request.url.path.startswith("/api/"):
+    face = face_of(request.url.path)
+    if face == "ollama":
         return JSONResponse({"error": "internal error"}, status_code=500)
-    if request.url.path.startswith("/v1/"):
+    if face == "openai":
         return openai_error(500, "internal error", "internal")
     return error_response(500, "internal", "internal error")
 

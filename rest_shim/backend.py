@@ -42,7 +42,7 @@ def metadata(request: Request) -> tuple[tuple[str, str], ...]:
     rid: str = request.scope.get("state", {}).get("request_id", "")
     # The scope's path, not request.url: building the URL (host header parsed, URL
     # split again) costs more than the rest of this function, on every RPC.
-    pairs: tuple[tuple[str, str], ...] = ((FACE_KEY, _face(request.scope["path"])),)
+    pairs: tuple[tuple[str, str], ...] = ((FACE_KEY, face_of(request.scope["path"])),)
     if rid:
         pairs += ((REQUEST_ID_HEADER, rid),)
     auth = request.headers.get("authorization")
@@ -55,8 +55,9 @@ def metadata(request: Request) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
-def _face(path: str) -> str:
-    """Which face a path belongs to, for the ledger: OpenAI's, Ollama's, or the seed's."""
+def face_of(path: str) -> str:
+    """Which face a path belongs to (for the ledger, and for the shape of error
+    answers): OpenAI's, Ollama's, or the seed's."""
     if path.startswith("/v1/"):
         return "openai"
     if path.startswith("/api/"):

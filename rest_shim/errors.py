@@ -13,9 +13,11 @@ from server.errors import (
     ERROR_CODE_KEY,
     RETRY_AFTER_KEY,
     UPSTREAM_ERROR_KEY,
+    Trailers,
     code_from_metadata,
     field_from_metadata,
     http_status,
+    metadata_value,
 )
 
 
@@ -53,21 +55,16 @@ def rpc_error_field(exc: grpc.aio.AioRpcError) -> str:
 
 def rpc_error_upstream(exc: grpc.aio.AioRpcError) -> str:
     """Ollama's own error message, when the failure came from Ollama ("" otherwise)."""
-    return _trailer(exc, UPSTREAM_ERROR_KEY)
+    return metadata_value(_metadata(exc), UPSTREAM_ERROR_KEY) or ""
 
 
-def _metadata(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
+def _metadata(exc: grpc.aio.AioRpcError) -> Trailers:
     pairs: Any = exc.trailing_metadata() or ()
     return tuple((str(k), v) for k, v in pairs)
 
 
-def _trailer(exc: grpc.aio.AioRpcError, key: str, default: str = "") -> str:
-    value = next((v for k, v in _metadata(exc) if k == key), default)
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _from_service(exc: grpc.aio.AioRpcError) -> bool:
-    return any(key == ERROR_CODE_KEY for key, _ in _metadata(exc))
+    return metadata_value(_metadata(exc), ERROR_CODE_KEY) is not None
 
 
 def rpc_error_headers(exc: grpc.aio.AioRpcError, status: int) -> dict[str, str]:
@@ -76,7 +73,7 @@ def rpc_error_headers(exc: grpc.aio.AioRpcError, status: int) -> dict[str, str]:
     if status == 401:
         return {"WWW-Authenticate": "Bearer"}
     if status in (429, 503):
-        seconds = _trailer(exc, RETRY_AFTER_KEY, "1")
+        seconds = metadata_value(_metadata(exc), RETRY_AFTER_KEY) or "1"
         return {"Retry-After": str(max(1, round(float(seconds))))}
     return {}
 

@@ -18,7 +18,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.console.openapi import console_paths, console_schemas
 from rest_shim.ollama.openapi import ollama_paths, ollama_schemas
 from rest_shim.openai_openapi import openai_paths, openai_schemas
-from rest_shim.openapi_parts import Schema, json_answer, json_body
+from rest_shim.openapi_parts import Schema, json_answer, json_body, text_operation
 from rest_shim.usage import usage_openapi
 from server.version import SERVICE_VERSION
 
@@ -248,15 +248,6 @@ def _operation(
     return op
 
 
-def _text(operation_id: str, summary: str, media_type: str) -> Schema:
-    content = {media_type: {"schema": {"type": "string"}}}
-    return {
-        "operationId": operation_id,
-        "summary": summary,
-        "responses": {"200": {"description": "OK", "content": content}},
-    }
-
-
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     usage_paths, usage_schemas = usage_openapi(SECURED)
@@ -301,11 +292,11 @@ def openapi_document() -> dict[str, Any]:
             },
             "/stats": {"get": _operation("stats", "Counters since start", "StatsReply")},
             **usage_paths,
-            "/metrics": {"get": _text("metrics", "Prometheus metrics", "text/plain")},
+            "/metrics": {"get": text_operation("metrics", "Prometheus metrics", "text/plain")},
             "/openapi.json": {
                 "get": _operation("openapiDocument", "This document", "Object", secured=False)
             },
-            "/docs": {"get": _text("docsPage", "This document as a page", "text/html")},
+            "/docs": {"get": text_operation("docsPage", "This document as a page", "text/html")},
             **openai_paths(SECURED),
             **ollama_paths(SECURED),
             **console_paths(SECURED),

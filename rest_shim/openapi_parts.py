@@ -1,6 +1,7 @@
 """What the OpenAPI document's hand-written parts are written with (``rest_shim.openapi``,
-``rest_shim.openai_openapi``, ``rest_shim.ollama.openapi``): JSON Schema shorthands,
-references to the document's own schemas, and JSON answers and request bodies."""
+``rest_shim.openai_openapi``, ``rest_shim.ollama.openapi``, ``rest_shim.console.openapi``,
+``rest_shim.usage``): JSON Schema shorthands, references to the document's own schemas,
+JSON answers and request bodies, and operations that answer plain text."""
 
 from __future__ import annotations
 
@@ -42,3 +43,13 @@ def json_answer(schema: str, description: str = "OK") -> Schema:
 def json_body(schema: str) -> Schema:
     """A required JSON request body of the document's schema ``schema``."""
     return {"required": True, "content": {"application/json": {"schema": ref(schema)}}}
+
+
+def text_operation(operation_id: str, summary: str, media_type: str) -> Schema:
+    """An open operation whose answer is text of ``media_type`` (a page, a file...)."""
+    content = {media_type: {"schema": {"type": "string"}}}
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": {"200": {"description": "OK", "content": content}},
+    }

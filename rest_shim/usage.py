@@ -19,6 +19,7 @@ from generated.llm.v1 import llm_service_pb2 as pb
 from rest_shim.backend import PROBE_DEADLINE, backend, metadata
 from rest_shim.errors import ShimError
 from rest_shim.fastjson import JSONResponse
+from rest_shim.openapi_parts import BOOL, INT, NUM, STR, Schema, array, json_answer, obj, ref
 
 GROUPS = {
     "caller": pb.USAGE_GROUP_CALLER,
@@ -116,20 +117,16 @@ async def usage(request: Request) -> Response:
     )
 
 
-def usage_openapi(secured: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+def usage_openapi(secured: list[Schema]) -> tuple[dict[str, Schema], dict[str, Schema]]:
     """The OpenAPI path and schemas of GET /usage."""
 
-    def error(description: str) -> dict[str, Any]:
-        ref = {"$ref": "#/components/schemas/Error"}
-        return {"description": description, "content": {"application/json": {"schema": ref}}}
-
-    def query(name: str, description: str) -> dict[str, Any]:
+    def query(name: str, description: str) -> Schema:
         return {
             "name": name,
             "in": "query",
             "required": False,
             "description": description,
-            "schema": {"type": "string"},
+            "schema": STR,
         }
 
     text = {"type": "string", "nullable": True}
@@ -137,21 +134,20 @@ def usage_openapi(secured: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[s
         "type": "object",
         "properties": {
             **{key: text for key in KEYS},
-            **{key: {"type": "integer"} for key in SUMS[:-1]},
-            "average_duration_ms": {"type": "number"},
+            **{key: INT for key in SUMS[:-1]},
+            "average_duration_ms": NUM,
         },
     }
-    reply = {
-        "type": "object",
-        "properties": {
-            "since": {"type": "string", "format": "date-time"},
-            "until": {"type": "string", "format": "date-time"},
-            "group_by": {"type": "array", "items": {"type": "string"}},
-            "store": {"type": "string"},
-            "all_callers": {"type": "boolean"},
-            "rows": {"type": "array", "items": {"$ref": "#/components/schemas/UsageRow"}},
-        },
-    }
+    reply = obj(
+        since={"type": "string", "format": "date-time"},
+        until={"type": "string", "format": "date-time"},
+        group_by=array(STR),
+        store=STR,
+        all_callers=BOOL,
+        rows=array(ref("UsageRow")),
+    )
+    ok = json_answer("UsageReply", "the rows (the caller's own unless it is an admin)")
+    ok["content"]["text/csv"] = {"schema": STR}
     operation = {
         "operationId": "usage",
         "summary": "Usage from the ledger, summed by caller, model and/or day",
@@ -162,16 +158,12 @@ def usage_openapi(secured: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[s
             query("group_by", "caller, model and/or day, comma-separated"),
         ],
         "responses": {
-            "200": {
-                "description": "the rows (the caller's own unless it is an admin)",
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/UsageReply"}},
-                    "text/csv": {"schema": {"type": "string"}},
-                },
-            },
-            "400": error("a bad time or group, or the ledger is off (LLM_LEDGER=false)"),
-            "401": error("missing or wrong API key"),
-            "503": error("the gRPC server or the ledger's store cannot be reached"),
+            "200": ok,
+            "400": json_answer(
+                "Error", "a bad time or group, or the ledger is off (LLM_LEDGER=false)"
+            ),
+            "401": json_answer("Error", "missing or wrong API key"),
+            "503": json_answer("Error", "the gRPC server or the ledger's store cannot be reached"),
         },
     }
     return {"/usage": {"get": operation}}, {"UsageRow": row, "UsageReply": reply}

@@ -9,79 +9,69 @@ from collections.abc import Callable
 from typing import Any
 
 from generated.llm.v1 import llm_service_pb2 as pb
+from rest_shim.openapi_parts import (
+    BOOL,
+    INT,
+    NUM,
+    STR,
+    Schema,
+    array,
+    json_answer,
+    obj,
+    text_operation,
+)
 
-Schema = dict[str, Any]
 MessageSchema = Callable[[Any], Schema]
 
-_STR: Schema = {"type": "string"}
-_INT: Schema = {"type": "integer"}
-_NUM: Schema = {"type": "number"}
-_BOOL: Schema = {"type": "boolean"}
 _TIME: Schema = {"type": "string", "format": "date-time", "nullable": True}
 _ERRORS: Schema = {
     "type": "object",
     "description": "sections left out, by name: what their RPC answered",
     "additionalProperties": {
         "type": "object",
-        "properties": {"code": _STR, "detail": _STR, "http_status": _INT},
+        "properties": {"code": STR, "detail": STR, "http_status": INT},
     },
 }
 
 
-def _obj(**props: Schema) -> Schema:
-    return {"type": "object", "properties": props}
-
-
-def _array(items: Schema) -> Schema:
-    return {"type": "array", "items": items}
-
-
 def _loaded() -> Schema:
-    return _obj(
-        name=_STR, host=_STR, size=_INT, size_vram=_INT, expires_at=_STR, context_length=_INT
-    )
+    return obj(name=STR, host=STR, size=INT, size_vram=INT, expires_at=STR, context_length=INT)
 
 
 def console_schemas(message_schema: MessageSchema) -> dict[str, Schema]:
     host = message_schema(pb.OllamaHost.DESCRIPTOR)
-    host["properties"].update(
-        models={**_array(_STR), "nullable": True}, loaded=_array(_loaded())
-    )
-    day = _obj(requests=_INT, failures=_INT, prompt_tokens=_INT, response_tokens=_INT)
+    host["properties"].update(models={**array(STR), "nullable": True}, loaded=array(_loaded()))
+    day = obj(requests=INT, failures=INT, prompt_tokens=INT, response_tokens=INT)
     return {
-        "ConsoleOverview": _obj(
-            service=_obj(
+        "ConsoleOverview": obj(
+            service=obj(
                 status={"type": "string", "enum": ["healthy", "degraded", "unhealthy", "unknown"]},
-                error=_STR,
-                version=_STR,
-                ollama_version=_STR,
-                uptime_seconds={**_NUM, "nullable": True},
+                error=STR,
+                version=STR,
+                ollama_version=STR,
+                uptime_seconds={**NUM, "nullable": True},
                 started_at=_TIME,
-                auth_enabled=_BOOL,
-                default_model=_STR,
-                embedding_model=_STR,
-                missing_models=_array(_STR),
+                auth_enabled=BOOL,
+                default_model=STR,
+                embedding_model=STR,
+                missing_models=array(STR),
             ),
-            hosts=_array(host),
-            lanes=_array(
-                _obj(
-                    name=_STR, running=_INT, queued=_INT, max_concurrent=_INT, max_queue=_INT
-                )
-            ),
+            hosts=array(host),
+            lanes=array(obj(name=STR, running=INT, queued=INT, max_concurrent=INT, max_queue=INT)),
             totals={
-                **_obj(
-                    requests=_INT,
-                    successes=_INT,
-                    failures=_INT,
-                    cancelled=_INT,
-                    prompt_tokens=_INT,
-                    response_tokens=_INT,
-                    retries=_INT,
+                **obj(
+                    requests=INT,
+                    successes=INT,
+                    failures=INT,
+                    cancelled=INT,
+                    prompt_tokens=INT,
+                    response_tokens=INT,
+                    retries=INT,
                 ),
                 "nullable": True,
             },
-            history=_array(message_schema(pb.HistoryBucket.DESCRIPTOR)),
-            failures=_array(message_schema(pb.RecentFailure.DESCRIPTOR)),
+            history=array(message_schema(pb.HistoryBucket.DESCRIPTOR)),
+            failures=array(message_schema(pb.RecentFailure.DESCRIPTOR)),
             usage={
                 "type": "object",
                 "nullable": True,
@@ -90,20 +80,20 @@ def console_schemas(message_schema: MessageSchema) -> dict[str, Schema]:
             errors=_ERRORS,
             timestamp=_TIME,
         ),
-        "ConsoleModels": _obj(
-            models=_array(
-                _obj(
-                    name=_STR,
-                    family=_STR,
-                    families=_array(_STR),
-                    parameter_size=_STR,
-                    quantization_level=_STR,
-                    format=_STR,
-                    size=_INT,
-                    modified_at=_STR,
-                    embedding=_BOOL,
-                    capabilities={**_array(_STR), "nullable": True},
-                    loaded=_array(_loaded()),
+        "ConsoleModels": obj(
+            models=array(
+                obj(
+                    name=STR,
+                    family=STR,
+                    families=array(STR),
+                    parameter_size=STR,
+                    quantization_level=STR,
+                    format=STR,
+                    size=INT,
+                    modified_at=STR,
+                    embedding=BOOL,
+                    capabilities={**array(STR), "nullable": True},
+                    loaded=array(_loaded()),
                     today=day,
                 )
             ),
@@ -113,40 +103,26 @@ def console_schemas(message_schema: MessageSchema) -> dict[str, Schema]:
     }
 
 
-def _file(operation_id: str, summary: str, media_type: str) -> Schema:
-    content = {media_type: {"schema": {"type": "string"}}}
-    return {
-        "operationId": operation_id,
-        "summary": summary,
-        "responses": {"200": {"description": "OK", "content": content}},
-    }
-
-
 def _api(operation_id: str, summary: str, schema: str, secured: list[Schema]) -> Schema:
-    def error(description: str) -> Schema:
-        ref = {"$ref": "#/components/schemas/Error"}
-        return {"description": description, "content": {"application/json": {"schema": ref}}}
-
-    ref = {"$ref": f"#/components/schemas/{schema}"}
     return {
         "operationId": operation_id,
         "summary": summary,
         "security": secured,
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": ref}}},
-            "401": error("missing or wrong API key"),
+            "200": json_answer(schema),
+            "401": json_answer("Error", "missing or wrong API key"),
         },
     }
 
 
 def console_paths(secured: list[Schema]) -> dict[str, Schema]:
     return {
-        "/console": {"get": _file("consolePage", "The operator console", "text/html")},
+        "/console": {"get": text_operation("consolePage", "The operator console", "text/html")},
         "/console/console.js": {
-            "get": _file("consoleScript", "The console's script", "text/javascript")
+            "get": text_operation("consoleScript", "The console's script", "text/javascript")
         },
         "/console/console.css": {
-            "get": _file("consoleStyles", "The console's styles", "text/css")
+            "get": text_operation("consoleStyles", "The console's styles", "text/css")
         },
         "/console/api/overview": {
             "get": _api(

@@ -252,50 +252,52 @@ async def models(request: Request) -> Response:
         _section(b.stub.Stats(pb.StatsRequest(), timeout=PROBE_DEADLINE, metadata=meta)),
     )
     errors = _errors(models=listed, running=running, stats=stats)
-    names = [m.name for m in listed.models] if isinstance(listed, pb.ListModelsResponse) else []
+    known = list(listed.models) if isinstance(listed, pb.ListModelsResponse) else []
+    s = stats if isinstance(stats, pb.StatsResponse) else None
     shown = await asyncio.gather(
         *(
             _section(
-                b.stub.ShowModel(pb.ShowModelRequest(model=n), timeout=b.deadline, metadata=meta)
+                b.stub.ShowModel(
+                    pb.ShowModelRequest(model=m.name), timeout=b.deadline, metadata=meta
+                )
             )
-            for n in names
+            for m in known
         )
     )
-    errors.update(_errors(**{f"show:{n}": s for n, s in zip(names, shown, strict=True)}))
+    errors.update(_errors(**{f"show:{m.name}": x for m, x in zip(known, shown, strict=True)}))
     loaded = _loaded(running if isinstance(running, pb.ListRunningModelsResponse) else None)
-    days = list(stats.models_today) if isinstance(stats, pb.StatsResponse) else []
-    entries = []
-    if isinstance(listed, pb.ListModelsResponse):
-        for m, show in zip(listed.models, shown, strict=True):
-            d = m.details
-            entries.append(
-                {
-                    "name": m.name,
-                    "family": d.family,
-                    "families": list(d.families),
-                    "parameter_size": d.parameter_size,
-                    "quantization_level": d.quantization_level,
-                    "format": d.format,
-                    "size": m.size,
-                    "modified_at": m.modified_at,
-                    "embedding": m.embedding,
-                    "capabilities": (
-                        list(show.capabilities)
-                        if isinstance(show, pb.ShowModelResponse)
-                        else None
-                    ),
-                    "loaded": [x for x in loaded if x["name"] in (m.name, m.model)],
-                    "today": _today(m.name, days),
-                }
-            )
+    days = list(s.models_today) if s is not None else []
     body: JsonDict = {
-        "models": entries,
-        "today_since": (
-            iso(stats.today_since) if isinstance(stats, pb.StatsResponse) else None
-        ),
+        "models": [_model(m, show, loaded, days) for m, show in zip(known, shown, strict=True)],
+        "today_since": iso(s.today_since) if s is not None else None,
         "errors": errors,
     }
     return _json(body)
+
+
+def _model(
+    m: pb.ModelInfo,
+    show: pb.ShowModelResponse | grpc.aio.AioRpcError,
+    loaded: list[JsonDict],
+    days: list[pb.HistoryModelDay],
+) -> JsonDict:
+    d = m.details
+    return {
+        "name": m.name,
+        "family": d.family,
+        "families": list(d.families),
+        "parameter_size": d.parameter_size,
+        "quantization_level": d.quantization_level,
+        "format": d.format,
+        "size": m.size,
+        "modified_at": m.modified_at,
+        "embedding": m.embedding,
+        "capabilities": (
+            list(show.capabilities) if isinstance(show, pb.ShowModelResponse) else None
+        ),
+        "loaded": [x for x in loaded if x["name"] in (m.name, m.model)],
+        "today": _today(m.name, days),
+    }
 
 
 def console_routes() -> list[Route]:
