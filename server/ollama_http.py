@@ -258,8 +258,7 @@ class HttpPool:
             auth = f"Authorization: Basic {token}\r\n"
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._head = (
-            f"Host: {authority}\r\n{auth}{extra}Content-Type: application/json\r\n"
-            "Content-Length: "
+            f"Host: {authority}\r\n{auth}{extra}Content-Type: application/json\r\nContent-Length: "
         )
         self._keepalive = keepalive
         self._idle: list[_Connection] = []
