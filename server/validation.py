@@ -8,6 +8,7 @@ its message and as data (``field``, the field's path in the request message).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -211,7 +212,7 @@ def keep_alive_policy(raw: str, settings: Settings) -> str | float | None:
     than the operator's keep_alive (Ollama's own 5 minutes when none is set): a shorter
     one (0 included) is replaced by the operator's."""
     asked = keep_alive(raw)
-    default = keep_alive(settings.keep_alive) if settings.keep_alive else None
+    default = _operator_keep_alive(settings.keep_alive)
     if asked is None:
         return default
     if settings.keep_alive_lower:
@@ -223,6 +224,13 @@ def keep_alive_policy(raw: str, settings: Settings) -> str | float | None:
     if wanted < 0 or wanted >= floor:
         return asked
     return default
+
+
+@functools.lru_cache(maxsize=4)
+def _operator_keep_alive(raw: str) -> str | float | None:
+    """LLM_KEEP_ALIVE as sent to Ollama, parsed once (it is checked at start-up)
+    rather than on every request."""
+    return keep_alive(raw) if raw else None
 
 
 def seconds(value: str | float) -> float:
